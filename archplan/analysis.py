@@ -1,0 +1,175 @@
+"""Walk the IR in topological order and apply each op's rules. Pure: Graph in, Analysis out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import dims
+from .errors import Problem, RuleError
+from .ir import Graph, Node
+from .ops.base import AxisRF, Needs, format_shape
+from .lint import graph_warnings
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+
+
+@dataclass
+class LayerResult:
+    node: Node
+    output_shape: tuple
+    params: Any
+    buffers: Any
+    macs: Any
+    receptive_field: tuple | None  # AxisRF per spatial axis
+    border: list = field(default_factory=list)  # per spatial axis: input pixels no window reads
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def flops(self) -> Any:
+        return 2 * self.macs
+
+    @property
+    def elements(self) -> Any:
+        return dims.product(self.output_shape)
+
+
+@dataclass
+class Condition:
+    """A requirement that depends on symbols: decided by the domain solver."""
+
+    kind: str  # "positive" (x >= 1), "equal" (x == y), "integer" (x is an integer)
+    value: Any
+    other: Any
+    node: Node | None
+    message: str
+
+
+@dataclass
+class Analysis:
+    graph: Graph
+    layers: list
+    inputs: dict
+    outputs: dict
+    totals: dict
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    constraints: list = field(default_factory=list)
+    minimum_sizes: dict = field(default_factory=dict)
+    dtype: str = "float32"
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def layer(self, name: str) -> LayerResult:
+        return next(r for r in self.layers if r.name == name)
+
+
+class _Recorder(Needs):
+    def __init__(self, node: Node | None, conditions: list):
+        self.node = node
+        self.conditions = conditions
+
+    def equal(self, a, b, message):
+        decided = dims.equal(a, b)
+        if decided is False:
+            raise RuleError(f"{message}: {dims.to_str(a)} vs {dims.to_str(b)}")
+        if decided is None:
+            self.conditions.append(Condition("equal", a, b, self.node, message))
+
+    def positive(self, x, message):
+        if isinstance(x, int):
+            if x < 1:
+                raise RuleError(message)
+            return
+        from .symbols import is_positive
+
+        decided = is_positive(x)
+        if decided is False:
+            raise RuleError(message)
+        if decided is None:
+            self.conditions.append(Condition("positive", x, None, self.node, message))
+
+    def divisible(self, x, d, message):
+        if isinstance(x, int):
+            if x % d:
+                raise RuleError(f"{message}: {x} % {d} = {x % d}")
+            return
+        self.conditions.append(Condition("integer", dims.truediv(x, d), None, self.node, message))
+
+
+def input_rf(shape: tuple) -> tuple | None:
+    if len(shape) < 3:
+        return None
+    return tuple(AxisRF(1, 1, 0) for _ in shape[2:])
+
+
+def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = None) -> Analysis:
+    conditions: list[Condition] = []
+    errors = list(problems or [])
+    shapes = dict(graph.inputs)
+    rfs = {name: input_rf(shape) for name, shape in graph.inputs.items()}
+    for name, shape in graph.inputs.items():
+        recorder = _Recorder(None, conditions)
+        for d in shape:
+            if isinstance(d, int):
+                continue
+            if getattr(d, "is_integer", False) is not True:
+                conditions.append(Condition("integer", d, None, None, f"input {name} {format_shape(shape)}"))
+            recorder.positive(d, f"input {name} must have positive sizes, received {format_shape(shape)}")
+    rows = []
+    for node in graph.nodes.values():
+        if any(s not in shapes for s in node.inputs):
+            continue  # an upstream layer failed; its error is already reported
+        try:
+            row = _analyze_node(node, [shapes[s] for s in node.inputs], [rfs[s] for s in node.inputs], conditions)
+        except RuleError as exc:
+            errors.append(Problem(exc.message, layer=node.name, line=node.line, column=node.column, hint=exc.hint))
+            continue
+        shapes[node.name] = row.output_shape
+        rfs[node.name] = row.receptive_field
+        rows.append(row)
+    result = Analysis(graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes},
+                      {}, errors, [], [], {}, dtype)
+    if conditions and not result.errors:
+        from .domain import solve
+
+        solve(result, conditions)
+    result.warnings.extend(graph_warnings(result))
+    result.totals = totals(result)
+    return result
+
+
+def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> LayerResult:
+    op, a = node.op, node.args
+    recorder = _Recorder(node, conditions)
+    op.check_inputs(a, ins)
+    out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
+    for i, d in enumerate(out):
+        recorder.positive(d, f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
+                             f"{format_shape(ins[0])} is too small for {op.describe(a)}")
+    rf = None
+    if all(r is not None for r in in_rfs) and len(out) >= 3:
+        rf = op.receptive_field(a, in_rfs, ins)
+        if rf is not None and len(rf) != len(out) - 2:
+            rf = None
+    border = [dims.normalize(loss) for loss in op.border_loss(a, ins)]
+    return LayerResult(node, out, dims.normalize(op.param_count(a, ins)), dims.normalize(op.buffer_count(a, ins)),
+                       dims.normalize(op.macs(a, ins, out)), rf, border)
+
+
+def totals(result: Analysis) -> dict:
+    params = buffers = macs = elements = 0
+    for row in result.layers:
+        params = params + row.params
+        buffers = buffers + row.buffers
+        macs = macs + row.macs
+        elements = elements + row.elements
+    for shape in result.inputs.values():
+        elements = elements + dims.product(shape)
+    return {"params": params, "trainable_params": params, "buffers": buffers, "macs": macs, "flops": 2 * macs,
+            "activation_elements": elements, "activation_bytes": elements * DTYPE_BYTES[result.dtype]}

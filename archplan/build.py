@@ -1,0 +1,317 @@
+"""Lowering: NetSpec -> Graph. Expands blocks and repeats, evaluates arguments, resolves `in:` names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import dims, expr, ops
+from .errors import Problem, RuleError
+from .ir import Graph, Node, Scope, SymbolInfo, topological_order
+from .spec import REQUIRED, LayerSpec, NetSpec, Pos, suggest
+
+MAX_NODES = 100_000
+
+
+class _Lowering:
+    def __init__(self, spec: NetSpec, values: dict[str, int]):
+        self.spec = spec
+        self.problems: list[Problem] = []
+        self.nodes: list[Node] = []
+        self.alias: dict[str, tuple[str, Pos, str]] = {}  # name -> (target, where, layer) for pass-throughs
+        self.block_paths: dict[str, str] = {}
+        self.failed: set[str] = set()  # layers with errors: their users are skipped, not reported again
+        self.free: dict[str, SymbolInfo] = {}
+        self.env = self.symbol_env(values)
+
+    # -- symbols and inputs ------------------------------------------------------------------------
+    def symbol_env(self, values: dict[str, int]) -> dict[str, Any]:
+        declared = dict(self.spec.symbols)
+        for inp in self.spec.inputs.values():  # names used in input shapes are symbols even if undeclared
+            for entry in inp.shape:
+                if isinstance(entry, str):
+                    try:
+                        names = expr.names_in(entry)
+                    except RuleError:
+                        continue
+                    for name in sorted(names):
+                        declared.setdefault(name, None)
+        env: dict[str, Any] = {}
+        for name, sym in declared.items():
+            if name in values:
+                env[name] = values[name]
+                continue
+            from .symbols import symbol
+
+            env[name] = symbol(name)
+            info = SymbolInfo(name, sym.min, sym.max, sym.default) if sym else SymbolInfo(name, declared=False)
+            self.free[name] = info
+        return env
+
+    def error(self, message: str, pos: Pos, layer: str | None = None, hint: str | None = None) -> None:
+        self.problems.append(Problem(message, layer=layer, line=pos.line, column=pos.column, hint=hint))
+
+    def evaluate(self, raw: Any, env: dict, pos: Pos, layer: str | None, what: str) -> Any:
+        try:
+            return expr.evaluate(raw, env) if isinstance(raw, str) else raw
+        except RuleError as exc:
+            self.error(f"{what}: {exc.message}", pos, layer, exc.hint)
+            return None
+
+    def inputs(self) -> dict:
+        shapes = {}
+        for name, inp in self.spec.inputs.items():
+            shape = []
+            for i, entry in enumerate(inp.shape):
+                value = self.evaluate(entry, self.env, inp.pos, None, f"input {name}, entry {i}")
+                number = dims.as_int(value)
+                if value is None:
+                    value = 1
+                elif number is not None and number < 1:
+                    self.error(f"input {name}: sizes must be positive, received {number} at dim {i}", inp.pos)
+                elif number is None and (isinstance(value, (bool, float)) or dims.is_concrete(value)):
+                    self.error(f"input {name}: entry {i} must be an integer size, received {value}", inp.pos)
+                    value = 1
+                shape.append(number if number is not None else value)
+            shapes[name] = tuple(shape)
+        return shapes
+
+    # -- layers and blocks -------------------------------------------------------------------------
+    def scope(self, layers: tuple, prefix: str, env: dict, namespace: dict, first_input: str,
+              scopes: tuple, stack: tuple) -> str:
+        """Lower one list of layers; returns the name of the last layer (its output)."""
+        names = self.local_names(layers, prefix, namespace)
+        previous = first_input
+        for spec, (local, full) in zip(layers, names):
+            inputs = self.resolve_inputs(spec, namespace, previous, full)
+            if spec.when is not None and not self.condition(spec.when, env, full):
+                self.alias[full] = (inputs[0], spec.pos, full)
+            elif spec.block is not None:
+                self.block_use(spec, full, env, inputs, scopes, stack)
+            else:
+                self.op_layer(spec, full, env, inputs, scopes)
+            previous = full
+        return previous
+
+    def local_names(self, layers: tuple, prefix: str, namespace: dict) -> list:
+        counters: dict[str, int] = {}
+        out = []
+        for spec in layers:
+            local = spec.name
+            if local is None:
+                base = (spec.op or spec.block).lower()
+                while True:
+                    counters[base] = counters.get(base, 0) + 1
+                    local = f"{base}_{counters[base]}"
+                    if local not in namespace and all(local != s.name for s in layers):
+                        break
+            elif local in namespace:
+                self.error(f"duplicate name {local!r} in this scope", spec.pos, local)
+            full = f"{prefix}{local}"
+            namespace[local] = full
+            out.append((local, full))
+        return out
+
+    def resolve_inputs(self, spec: LayerSpec, namespace: dict, previous: str, layer: str) -> tuple:
+        if spec.inputs is None:
+            return (previous,)
+        resolved = []
+        for ref in spec.inputs:
+            head, _, rest = ref.partition(".")
+            if head in namespace and not rest:
+                resolved.append(namespace[head])
+            elif head in self.block_paths_in(namespace) and rest:
+                resolved.append(f"{namespace[head]}.{rest}")
+            else:
+                known = sorted(namespace)
+                self.error(f"in: {ref!r} names no layer or input in this scope (known: {', '.join(known)})",
+                           spec.pos, layer, suggest(ref, known))
+                resolved.append(previous)
+        return tuple(resolved)
+
+    def block_paths_in(self, namespace: dict) -> set:
+        return {local for local, full in namespace.items() if full in self.block_paths}
+
+    def condition(self, when, env: dict, layer: str) -> bool:
+        value = self.evaluate(when.value, env, when.pos, layer, "when")
+        if value is None:
+            return True
+        if not isinstance(value, (bool, int)) or isinstance(value, float):
+            self.error(f"when: expected true/false, received {value!r}", when.pos, layer)
+            return True
+        return bool(value)
+
+    def op_layer(self, spec: LayerSpec, full: str, env: dict, inputs: tuple, scopes: tuple) -> None:
+        op_cls = ops.lookup(spec.op)
+        if op_cls is None:
+            close = ops.closest(spec.op)
+            self.error(f"unknown op {spec.op!r}", spec.pos, full, f"did you mean {close!r}?" if close else None)
+            self.failed.add(full)
+            return
+        low, high = op_cls.arity
+        if len(inputs) < low or (high is not None and len(inputs) > high):
+            want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+            self.error(f"{op_cls.name} takes {want} input(s), received {len(inputs)}", spec.pos, full)
+            self.failed.add(full)
+            return
+        raw = {k: a.value for k, a in spec.args.items()}
+        args, problems = op_cls.bind(raw, lambda text: expr.evaluate(text, env))
+        for key, message, hint in problems:
+            pos = spec.args[key].pos if key in spec.args else spec.pos
+            self.error(message, pos, full, hint)
+        if args is None:
+            self.failed.add(full)
+        else:
+            self.add_node(Node(full, op_cls(), args, inputs, spec.pos.line, spec.pos.column, scopes), spec.pos)
+
+    def add_node(self, node: Node, pos: Pos) -> None:
+        if len(self.nodes) >= MAX_NODES:
+            raise _TooMany()
+        self.nodes.append(node)
+
+    def block_use(self, spec: LayerSpec, full: str, env: dict, inputs: tuple, scopes: tuple, stack: tuple) -> None:
+        block = self.spec.blocks.get(spec.block)
+        self.failed.add(full)  # until it lowers cleanly
+        if block is None:
+            self.error(f"unknown block {spec.block!r}", spec.pos, full, suggest(spec.block, self.spec.blocks))
+            return
+        if spec.block in stack:
+            self.error(f"block {spec.block!r} uses itself ({' -> '.join((*stack, spec.block))})", spec.pos, full)
+            return
+        if len(inputs) != len(block.inputs):
+            self.error(f"block {block.name} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
+                       f"received {len(inputs)}", spec.pos, full)
+            return
+        repeat = self.repeat_count(spec, env, full)
+        self.block_paths[full] = block.name
+        output = inputs[0]
+        for index in range(repeat):
+            overrides = {**spec.args, **(spec.first if index == 0 else {})}
+            args = self.block_args(block, overrides, env, spec, full)
+            if args is None:
+                return
+            path = f"{full}.{index}" if spec.repeat is not None else full
+            use = Scope(full, block.name, tuple(args.items()), None, repeat if spec.repeat is not None else None)
+            inner_scopes = (*scopes, use) if spec.repeat is None else (
+                *scopes, use, Scope(path, block.name, tuple(args.items()), index))
+            namespace = dict(zip(block.inputs, (output, *inputs[1:])))
+            inner_env = {**self.env, **args}
+            last = self.scope(block.layers, f"{path}.", inner_env, namespace, output, inner_scopes,
+                              (*stack, spec.block))
+            if block.output is not None:
+                if block.output not in namespace:
+                    self.error(f"block {block.name}: output {block.output!r} names no layer in the block",
+                               block.pos, full)
+                    return
+                last = namespace[block.output]
+            output = last
+        self.alias[full] = (output, spec.pos, full)
+        self.failed.discard(full)
+
+    def repeat_count(self, spec: LayerSpec, env: dict, layer: str) -> int:
+        if spec.repeat is None:
+            return 1
+        value = self.evaluate(spec.repeat.value, env, spec.repeat.pos, layer, "repeat")
+        number = dims.as_int(value) if not isinstance(value, bool) else None
+        if number is None or number < 1:
+            self.error(f"repeat: expected a positive integer, received {value!r}", spec.repeat.pos, layer)
+            return 1
+        return number
+
+    def block_args(self, block, given: dict, env: dict, spec: LayerSpec, layer: str) -> dict | None:
+        values, ok = {}, True
+        for name, arg in given.items():
+            if name not in block.args:
+                self.error(f"block {block.name} has no argument {name!r} (it takes: {', '.join(block.args)})",
+                           arg.pos, layer, suggest(name, block.args))
+                ok = False
+                continue
+            values[name] = self.evaluate(arg.value, env, arg.pos, layer, f"argument {name}")
+        for name, default in block.args.items():
+            if name in values:
+                continue
+            if default is REQUIRED:
+                self.error(f"block {block.name} requires the argument {name!r}", spec.pos, layer)
+                ok = False
+            else:
+                values[name] = self.evaluate(default, {**self.env, **values}, block.pos, layer, f"default of {name}")
+        return values if ok else None
+
+    # -- whole graph -------------------------------------------------------------------------------
+    def resolve(self, name: str) -> tuple[str, bool]:
+        seen = set()
+        while name in self.alias:
+            if name in seen:
+                return name, False
+            seen.add(name)
+            name = self.alias[name][0]
+        return name, True
+
+
+class _TooMany(Exception):
+    pass
+
+
+def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | None, list[Problem]]:
+    low = _Lowering(spec, dict(values or {}))
+    inputs = low.inputs()
+    namespace = {name: name for name in inputs}
+    first = next(iter(inputs), "")
+    try:
+        last = low.scope(spec.layers, "", low.env, namespace, first, (), ())
+    except _TooMany:
+        return None, low.problems + [Problem(f"the net expands to more than {MAX_NODES} layers")]
+    nodes = _resolved_nodes(low, inputs)
+    outputs = _outputs(low, spec, namespace, last, nodes, inputs)
+    graph_nodes, problems = _ordered(nodes, inputs)
+    graph = Graph(spec.name, spec.description, inputs, graph_nodes, outputs, low.free,
+                  {k: v for k, v in low.env.items() if isinstance(v, int)}, spec.train,
+                  {k: v.pos.line for k, v in spec.inputs.items()}, spec.path)
+    return graph, low.problems + problems
+
+
+def _resolved_nodes(low: _Lowering, inputs: dict) -> list[Node]:
+    out = []
+    known = {n.name for n in low.nodes} | set(inputs)
+    for node in low.nodes:
+        sources = []
+        for source in node.inputs:
+            target, ok = low.resolve(source)
+            if target in low.failed:
+                low.failed.add(node.name)
+                break
+            if not ok:
+                low.error(f"in: {source!r} passes through a cycle of skipped layers", Pos(node.line, node.column),
+                          node.name)
+            elif target not in known:
+                low.error(f"in: {source!r} names nothing that exists after expansion", Pos(node.line, node.column),
+                          node.name)
+            else:
+                sources.append(target)
+        if len(sources) == len(node.inputs) and node.name not in low.failed:
+            out.append(Node(node.name, node.op, node.args, tuple(sources), node.line, node.column, node.scopes))
+    return out
+
+
+def _outputs(low: _Lowering, spec: NetSpec, namespace: dict, last: str, nodes: list, inputs: dict) -> tuple:
+    names = spec.outputs or ()
+    known = {n.name for n in nodes} | set(inputs)
+    out = []
+    for ref in names or (last,):
+        target, _ = low.resolve(namespace.get(ref, ref))
+        if target not in known:
+            if names:
+                low.error(f"outputs: {ref!r} names no layer", spec.outputs_pos, None, suggest(ref, namespace))
+            continue
+        out.append(target)
+    return tuple(out)
+
+
+def _ordered(nodes: list[Node], inputs: dict) -> tuple[dict, list[Problem]]:
+    by_name = {n.name: n for n in nodes}
+    order, cycle = topological_order(list(by_name), {n.name: n.inputs for n in nodes})
+    if cycle is None:
+        return {name: by_name[name] for name in order}, []
+    first = by_name[cycle[0]]
+    message = "the graph has a cycle: " + " -> ".join((*cycle, cycle[0]))
+    return {name: by_name[name] for name in order}, [Problem(message, layer=first.name, line=first.line,
+                                                             column=first.column)]

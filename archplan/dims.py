@@ -1,0 +1,114 @@
+"""Arithmetic on sizes that are ints or sympy expressions.
+
+Rules are written once over these helpers: on ints they are plain Python (and sympy
+is never imported), on symbols they build cheap FloorDiv/CeilDiv terms.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+Dim = Any  # int or sympy.Expr
+
+
+def is_concrete(x: Any) -> bool:
+    return isinstance(x, (int, float, Fraction))
+
+
+def all_concrete(values) -> bool:
+    return all(isinstance(v, int) for v in values)
+
+
+def _sym():
+    from . import symbols
+
+    return symbols
+
+
+def floordiv(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    return _sym().floordiv(a, b)
+
+
+def ceildiv(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return -(-a // b)
+    return _sym().ceildiv(a, b)
+
+
+def truediv(a: Any, b: Any) -> Any:
+    if isinstance(a, (int, Fraction)) and isinstance(b, (int, Fraction)) and not isinstance(a, bool):
+        q = Fraction(a) / Fraction(b)
+        return q.numerator if q.denominator == 1 else q
+    if is_concrete(a) and is_concrete(b):
+        return a / b
+    return _sym().truediv(a, b)
+
+
+def mod(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a % b
+    return _sym().mod(a, b)
+
+
+def dmin(a: Dim, b: Dim) -> Dim:
+    if is_concrete(a) and is_concrete(b):
+        return min(a, b)
+    return _sym().smin(a, b)
+
+
+def dmax(a: Dim, b: Dim) -> Dim:
+    if is_concrete(a) and is_concrete(b):
+        return max(a, b)
+    return _sym().smax(a, b)
+
+
+def product(values) -> Dim:
+    result = 1
+    for v in values:
+        result = result * v
+    return result
+
+
+def equal(a: Any, b: Any) -> bool | None:
+    """True/False when decided; None when it depends on symbol values."""
+    if is_concrete(a) and is_concrete(b):
+        return a == b
+    return _sym().equal(a, b)
+
+
+def decide(relation: Any) -> bool | None:
+    if isinstance(relation, bool):
+        return relation
+    return _sym().decide(relation)
+
+
+def as_int(x: Any) -> int | None:
+    """The int value of x if it is a concrete integer, else None."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, int):
+        return x
+    if isinstance(x, Fraction):
+        return x.numerator if x.denominator == 1 else None
+    if isinstance(x, float):
+        return int(x) if x.is_integer() else None
+    if getattr(x, "is_Integer", False):
+        return int(x)
+    return None
+
+
+def normalize(x: Any) -> Any:
+    """Sympy integers become Python ints so concrete results stay cheap and JSON-friendly."""
+    value = as_int(x) if not isinstance(x, float) else None
+    return value if value is not None else x
+
+
+def to_str(x: Any) -> str:
+    if isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, Fraction):
+        return f"{x.numerator}/{x.denominator}"
+    return _sym().to_str(x)

@@ -1,0 +1,150 @@
+"""Warnings about nets that work but probably not as intended."""
+
+from __future__ import annotations
+
+from . import dims
+from .errors import Problem
+
+_AXES = {1: ("",), 2: ("rows", "columns"), 3: ("slices", "rows", "columns")}
+_KEEP_FEATURES = ("activation", "dropout", "norm", "other")
+
+
+def _warn(row, message: str, hint: str | None = None) -> Problem:
+    node = row.node
+    return Problem(message, layer=node.name, line=node.line, column=node.column, severity="warning", hint=hint)
+
+
+def graph_warnings(result) -> list[Problem]:
+    out = []
+    out += border_warnings(result)
+    out += resolution_warnings(result)
+    out += alignment_warnings(result)
+    out += coverage_warnings(result)
+    out += dead_layer_warnings(result)
+    return out
+
+
+def border_warnings(result) -> list[Problem]:
+    out = []
+    for row in result.layers:
+        losses = [loss if isinstance(loss, int) else 0 for loss in row.border]
+        if not any(losses):
+            continue
+        names = _AXES.get(len(losses), ("",) * len(losses))
+        parts = [f"{loss} {name}".strip() for loss, name in zip(losses, names) if loss]
+        size = "x".join(dims.to_str(d) for d in _input_shape(result, row)[2:])
+        out.append(_warn(row, f"{row.node.op.describe(row.node.args)} does not tile its {size} input: the last "
+                              f"{' and '.join(parts)} are never read",
+                         "pad the input or pick a size the windows divide, e.g. with ceil_mode or padding"))
+    return out
+
+
+def _input_shape(result, row) -> tuple:
+    source = row.node.inputs[0]
+    if source in result.inputs:
+        return result.inputs[source]
+    return next(r.output_shape for r in result.layers if r.name == source)
+
+
+def resolution_warnings(result) -> list[Problem]:
+    """Linear layers fed by a flattened spatial map: their parameter count depends on the input size."""
+    mixed: dict[str, tuple] = {}
+    out = []
+    for row in result.layers:
+        node = row.node
+        carried = next((mixed[s] for s in node.inputs if s in mixed), None)
+        if node.op.name == "Flatten":
+            shape = _input_shape(result, row)
+            start, end = node.op.span(node.args, shape)
+            spatial = [d for i, d in enumerate(shape) if i >= 2 and start <= i <= end]
+            if any(d != 1 for d in spatial) and len(shape) >= 3:
+                mixed[node.name] = tuple(spatial)
+        elif carried is not None and node.op.family in _KEEP_FEATURES:
+            mixed[node.name] = carried
+        elif carried is not None and node.op.name == "Linear":
+            grid = "x".join(dims.to_str(d) for d in carried)
+            out.append(_warn(row, f"its {dims.to_str(row.params)} parameters depend on the input resolution "
+                                  f"(in_features includes a flattened {grid} spatial map)",
+                             "put a global pooling layer (adaptiveavgpool2d, output_size: 1) before flatten to make "
+                             "the net resolution independent"))
+    return out
+
+
+def alignment_warnings(result) -> list[Problem]:
+    by_name = {r.name: r for r in result.layers}
+    out = []
+    for row in result.layers:
+        if row.node.op.family != "merge" or len(row.node.inputs) < 2:
+            continue
+        fields = [(s, by_name[s].receptive_field if s in by_name else None) for s in row.node.inputs]
+        if any(f is None for _, f in fields):
+            continue
+        for axis in range(len(fields[0][1])):
+            strides = {dims.to_str(f[axis].stride) for _, f in fields}
+            centers = [f[axis].center for _, f in fields]
+            concrete = all(dims.is_concrete(c) for c in centers)
+            spread = max(centers) - min(centers) if concrete else 0
+            if len(strides) > 1 or spread >= 1:
+                detail = ", ".join(f"{s}: stride {dims.to_str(f[axis].stride)}, offset {dims.to_str(f[axis].center)}"
+                                   for s, f in fields)
+                out.append(_warn(row, f"its input paths are not aligned along spatial axis {axis} ({detail})",
+                                 "check paddings and strides of the branches"))
+                break
+    return out
+
+
+def coverage_warnings(result) -> list[Problem]:
+    """The last spatial layer before the spatial map is collapsed should see the whole input."""
+    consumers = result.graph.consumers()
+    by_name = {r.name: r for r in result.layers}
+    out = []
+    for row in result.layers:
+        rf = row.receptive_field
+        if rf is None:
+            continue
+        users = consumers.get(row.name, [])
+        if users and any(u in by_name and by_name[u].receptive_field is not None for u in users):
+            continue
+        source = _spatial_input(result, len(rf))
+        if source is None:
+            continue
+        sizes = [_concrete(d, result) for d in source[2:]]
+        fields = [dims.as_int(a.size) for a in rf]
+        if all(s is not None and f is not None for s, f in zip(sizes, fields)) and any(
+                f < s for f, s in zip(fields, sizes)):
+            seen = "x".join(str(f) for f in fields)
+            whole = "x".join(str(s) for s in sizes)
+            out.append(_warn(row, f"its receptive field is {seen}, smaller than the {whole} input: no output sees "
+                                  f"the whole image", "add layers, larger strides or dilation if global context "
+                                                      "matters"))
+    return out
+
+
+def _spatial_input(result, rank: int):
+    return next((s for s in result.inputs.values() if len(s) == rank + 2), None)
+
+
+def _concrete(d, result):
+    number = dims.as_int(d)
+    if number is not None:
+        return number
+    defaults = {name: info.default for name, info in result.graph.symbols.items() if info.default is not None}
+    if not defaults:
+        return None
+    from .symbols import symbol
+
+    value = d.xreplace({symbol(k): v for k, v in defaults.items()})
+    return dims.as_int(value)
+
+
+def dead_layer_warnings(result) -> list[Problem]:
+    graph = result.graph
+    alive, stack = set(), list(graph.outputs)
+    while stack:
+        name = stack.pop()
+        if name in alive or name not in graph.nodes:
+            continue
+        alive.add(name)
+        stack.extend(graph.nodes[name].inputs)
+    return [_warn(row, "does not contribute to any output", "remove it or list it in outputs")
+            for row in result.layers if row.name not in alive]

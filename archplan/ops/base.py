@@ -1,0 +1,219 @@
+"""The op contract and the registry. One registered class per layer type holds everything about it."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+from .. import dims
+from ..errors import RuleError
+from .params import MISSING, Param
+
+Shape = tuple  # of dims (int or sympy.Expr)
+
+
+@dataclass(frozen=True)
+class AxisRF:
+    """Receptive field along one spatial axis (Araujo et al., Distill 2019): size r, jump (effective
+    stride) S and effective padding P; output index i sees input pixels [i*S - P, i*S - P + r - 1]."""
+
+    size: Any
+    stride: Any
+    padding: Any
+
+    @property
+    def center(self) -> Any:  # offset of the field's centre from i*S, for alignment checks
+        return dims.truediv(self.size - 1, 2) - self.padding
+
+    @classmethod
+    def from_center(cls, size: Any, stride: Any, center: Any) -> AxisRF:
+        return cls(size, stride, dims.truediv(size - 1, 2) - center)
+
+
+def upsampled_rf(rf: AxisRF, scale: Any, extra: Any, shift: Any) -> AxisRF:
+    """Upsampling by `scale`: the jump shrinks; output o sits at input (o + shift) / scale on average.
+    `extra` widens the field (neighbours read by interpolation or by a transposed kernel)."""
+    stride = dims.truediv(rf.stride, scale)
+    return AxisRF.from_center(rf.size + extra, stride, rf.center + shift * stride)
+
+
+def window_rf(rf: AxisRF, kernel: int, stride: int, pad_left: Any, dilation: int = 1) -> AxisRF:
+    """A sliding window (conv, pool): the standard recurrence."""
+    k_eff = dilation * (kernel - 1) + 1
+    return AxisRF(rf.size + (k_eff - 1) * rf.stride, rf.stride * stride, rf.padding + pad_left * rf.stride)
+
+
+@dataclass(frozen=True)
+class Module:
+    """Emission of an nn.Module built in __init__: constructor and keyword arguments (Python literals)."""
+
+    ctor: str
+    kwargs: tuple  # ((name, literal value), ...)
+    helpers: tuple = ()  # names of helper classes the generated model must define
+
+
+@dataclass(frozen=True)
+class Expression:
+    """Emission of a functional step in forward: a template over the inputs {0}, {1}, ... or {all}."""
+
+    template: str
+
+
+class Args(dict):
+    """Bound, validated arguments with attribute access (treat as read-only)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Needs:
+    """Where op rules state conditions that may depend on symbols; analysis decides them."""
+
+    def equal(self, a: Any, b: Any, message: str) -> None:
+        raise NotImplementedError
+
+    def positive(self, x: Any, message: str) -> None:
+        raise NotImplementedError
+
+    def divisible(self, x: Any, d: int, message: str) -> None:
+        raise NotImplementedError
+
+
+class Op:
+    name: ClassVar[str] = ""  # the torch.nn class name
+    aliases: ClassVar[tuple] = ()
+    family: ClassVar[str] = "other"  # conv, pool, linear, norm, activation, dropout, merge, reshape, other
+    params: ClassVar[dict[str, Param]] = {}
+    arity: ClassVar[tuple] = (1, 1)  # min and max number of inputs (max None = any)
+    ranks: ClassVar[tuple | None] = None  # allowed input ranks, None = any
+    inferred: ClassVar[dict[str, str]] = {}  # argument name -> what it is inferred from (checked when given)
+
+    # -- binding -----------------------------------------------------------------------------------
+    @classmethod
+    def bind(cls, raw: dict, evaluate) -> tuple[Args | None, list[tuple[str, str, str | None]]]:
+        """Convert raw YAML values; returns (args, [(argument, message, hint)])."""
+        problems, values = [], {}
+        known = {**cls.params, **{k: None for k in cls.inferred}}
+        for key, value in raw.items():
+            if key not in known:
+                match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                hint = f"did you mean {match[0]!r}?" if match else f"{cls.name} takes: {', '.join(known) or 'nothing'}"
+                problems.append((key, f"unknown argument {key!r} for {cls.name}", hint))
+                continue
+            try:
+                if key in cls.inferred:
+                    from .params import Dim
+
+                    values[key] = Dim().convert(value, key, evaluate)
+                else:
+                    values[key] = cls.params[key].convert(value, key, evaluate)
+            except RuleError as exc:
+                problems.append((key, exc.message, exc.hint))
+        for key, param in cls.params.items():
+            if key not in values and key not in raw:
+                if param.required:
+                    problems.append((key, f"{cls.name} requires the argument {key!r}", param.doc or None))
+                else:
+                    values[key] = param.default
+        if problems:
+            return None, problems
+        try:
+            values = cls.normalize(dict(values))
+        except RuleError as exc:
+            return None, [("", exc.message, exc.hint)]
+        return Args(values), []
+
+    @classmethod
+    def normalize(cls, values: dict) -> dict:
+        """Argument defaults that depend on other arguments (pool stride = kernel_size)."""
+        return values
+
+    # -- rules: every op overrides what applies ----------------------------------------------------
+    def check_inputs(self, a: Args, ins: Sequence[Shape]) -> None:
+        if self.ranks is not None:
+            for shape in ins:
+                if len(shape) not in self.ranks:
+                    want = " or ".join(f"{r}-D" for r in self.ranks)
+                    raise RuleError(f"{self.name} expects a {want} input, received a {len(shape)}-D tensor "
+                                    f"{format_shape(shape)}")
+        for key, source in self.inferred.items():
+            given = a.get(key)
+            if given is not None:
+                actual = self.inferred_value(key, ins)
+                if dims.equal(given, actual) is False:
+                    raise RuleError(f"{key} mismatch: expected {dims.to_str(actual)} (from {source} of "
+                                    f"{format_shape(ins[0])}), received {dims.to_str(given)}")
+
+    def inferred_value(self, key: str, ins: Sequence[Shape]) -> Any:
+        return ins[0][1]
+
+    def output_shape(self, a: Args, ins: Sequence[Shape], need: Needs) -> Shape:
+        return tuple(ins[0])
+
+    def param_count(self, a: Args, ins: Sequence[Shape]) -> Any:
+        return 0
+
+    def buffer_count(self, a: Args, ins: Sequence[Shape]) -> Any:
+        return 0
+
+    def macs(self, a: Args, ins: Sequence[Shape], out: Shape) -> Any:
+        return 0
+
+    def receptive_field(self, a: Args, rfs: Sequence, ins: Sequence[Shape]) -> tuple | None:
+        """Per spatial axis AxisRF of the output; default: pointwise (same as the first input)."""
+        return rfs[0]
+
+    def border_loss(self, a: Args, ins: Sequence[Shape]) -> list:
+        """Per spatial axis: input pixels at the far border that no window reads (0 = none)."""
+        return []
+
+    def describe(self, a: Args) -> str:
+        """The compact notation people use in diagrams: 'conv 3x3/2, 64'."""
+        return self.name.lower()
+
+    def emit(self, a: Args, ins: Sequence[Shape]) -> Module | Expression:
+        kwargs = tuple((k, a[k]) for k, p in self.params.items() if k in a and a[k] != p.default)
+        return Module(f"nn.{self.name}", kwargs)
+
+
+def format_shape(shape: Sequence) -> str:
+    return "[" + ", ".join(dims.to_str(d) for d in shape) + "]"
+
+
+_REGISTRY: dict[str, type[Op]] = {}
+
+
+def normalize_name(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def register(cls: type[Op]) -> type[Op]:
+    for key in (cls.name, *cls.aliases):
+        norm = normalize_name(key)
+        if norm in _REGISTRY and _REGISTRY[norm] is not cls:
+            raise ValueError(f"op name {key!r} registered twice")
+        _REGISTRY[norm] = cls
+    return cls
+
+
+def lookup(name: str) -> type[Op] | None:
+    return _REGISTRY.get(normalize_name(name))
+
+
+def all_ops() -> dict[str, type[Op]]:
+    return {cls.name: cls for cls in _REGISTRY.values()}
+
+
+def closest(name: str) -> str | None:
+    keys = {normalize_name(c.name): c.name for c in _REGISTRY.values()}
+    keys.update({normalize_name(a): a for c in _REGISTRY.values() for a in c.aliases})
+    match = difflib.get_close_matches(normalize_name(name), list(keys), n=1, cutoff=0.5)
+    return keys[match[0]] if match else None
+
+
+__all__ = ["Op", "Args", "AxisRF", "Module", "Expression", "Needs", "register", "lookup", "closest", "all_ops",
+           "window_rf", "upsampled_rf", "format_shape", "MISSING", "Shape"]

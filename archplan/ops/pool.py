@@ -1,0 +1,136 @@
+"""Pooling: max/avg sliding windows (stride defaults to kernel_size) and adaptive pooling."""
+
+from __future__ import annotations
+
+from .. import dims
+from . import windows as w
+from .base import Module, Op, register, window_rf
+from .params import Bool, Int, Ints, Padding, Sizes
+
+
+class PoolNd(Op):
+    family = "pool"
+    kind = "max"
+    n = 2
+
+    @classmethod
+    def schema(cls, n: int, kind: str) -> dict:
+        params = {
+            "kernel_size": Ints(n=n, doc="window size, e.g. kernel_size: 2"),
+            "stride": Ints(default=None, n=n, doc="defaults to kernel_size"),
+            "padding": Padding(default=(0,) * n, n=n, modes=("valid",)),
+            "ceil_mode": Bool(default=False),
+        }
+        if kind == "max":
+            params["dilation"] = Ints(default=(1,) * n, n=n)
+        else:
+            params["count_include_pad"] = Bool(default=True)
+            params["divisor_override"] = Int(default=None, minimum=1)
+        return params
+
+    @classmethod
+    def normalize(cls, values: dict) -> dict:
+        if values["stride"] is None:
+            values["stride"] = values["kernel_size"]
+        if values["padding"] == "valid":
+            values["padding"] = (0,) * len(values["kernel_size"])
+        w.check_pool_padding(values["padding"], values["kernel_size"], values.get("dilation", ()))
+        return values
+
+    def _dilation(self, a, i: int) -> int:
+        return a.dilation[i] if "dilation" in a else 1
+
+    def output_shape(self, a, ins, need):
+        x = ins[0]
+        out = [w.window_out(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i),
+                            a.ceil_mode) for i, size in enumerate(w.spatial(x))]
+        return (*x[:2], *out)
+
+    def receptive_field(self, a, rfs, ins):
+        return tuple(window_rf(rf, a.kernel_size[i], a.stride[i], a.padding[i], self._dilation(a, i))
+                     for i, rf in enumerate(rfs[0]))
+
+    def border_loss(self, a, ins):
+        if a.ceil_mode:
+            return []
+        return [w.border_loss(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i))
+                for i, size in enumerate(w.spatial(ins[0]))]
+
+    def describe(self, a):
+        text = f"{self.kind}pool {w.times(a.kernel_size)}"
+        if a.stride != a.kernel_size:
+            text += f"/{w.compact(a.stride)}"
+        if max(a.padding) > 0:
+            text += f" p{w.compact(a.padding)}"
+        return text + (" ceil" if a.ceil_mode else "")
+
+    def emit(self, a, ins):
+        kwargs = [("kernel_size", w.compact(a.kernel_size))]
+        if a.stride != a.kernel_size:
+            kwargs.append(("stride", w.compact(a.stride)))
+        if max(a.padding) > 0:
+            kwargs.append(("padding", w.compact(a.padding)))
+        if "dilation" in a and max(a.dilation) > 1:
+            kwargs.append(("dilation", w.compact(a.dilation)))
+        if a.ceil_mode:
+            kwargs.append(("ceil_mode", True))
+        if a.get("count_include_pad") is False:
+            kwargs.append(("count_include_pad", False))
+        if a.get("divisor_override") is not None:
+            kwargs.append(("divisor_override", a.divisor_override))
+        return Module(f"nn.{self.name}", tuple(kwargs))
+
+
+def _pool(kind: str, n: int) -> type:
+    @register
+    class Pool(PoolNd):
+        name = f"{kind.capitalize()}Pool{n}d"
+        params = PoolNd.schema(n, kind)
+        ranks = (n + 2,)
+
+    Pool.kind, Pool.n = kind, n
+    Pool.__qualname__ = Pool.__name__ = Pool.name
+    return Pool
+
+
+MaxPool1d, MaxPool2d, MaxPool3d = _pool("max", 1), _pool("max", 2), _pool("max", 3)
+AvgPool1d, AvgPool2d, AvgPool3d = _pool("avg", 1), _pool("avg", 2), _pool("avg", 3)
+
+
+class AdaptivePoolNd(Op):
+    family = "pool"
+    kind = "avg"
+    n = 2
+
+    def output_shape(self, a, ins, need):
+        x = ins[0]
+        sizes = [size if want is None else want for size, want in zip(w.spatial(x), a.output_size)]
+        return (*x[:-self.n], *sizes)
+
+    def receptive_field(self, a, rfs, ins):
+        return None  # windows of varying size: no single receptive field
+
+    def describe(self, a):
+        if all(s == 1 for s in a.output_size):
+            return f"global {self.kind}pool"
+        return f"adaptive {self.kind}pool {w.times(tuple(dims.to_str(s) for s in a.output_size))}"
+
+    def emit(self, a, ins):
+        size = w.compact(a.output_size)
+        return Module(f"nn.{self.name}", (("output_size", size),))
+
+
+def _adaptive(kind: str, n: int) -> type:
+    @register
+    class Adaptive(AdaptivePoolNd):
+        name = f"Adaptive{kind.capitalize()}Pool{n}d"
+        params = {"output_size": Sizes(n=n, allow_none=True, doc="output size, e.g. output_size: 1")}
+        ranks = (n + 2,)
+
+    Adaptive.kind, Adaptive.n = kind, n
+    Adaptive.__qualname__ = Adaptive.__name__ = Adaptive.name
+    return Adaptive
+
+
+AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = (_adaptive("avg", n) for n in (1, 2, 3))
+AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d = (_adaptive("max", n) for n in (1, 2, 3))

@@ -1,0 +1,223 @@
+"""Ops that merge or reshape tensors: add, mul, concat, flatten, upsample, zero padding."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import dims
+from ..errors import RuleError
+from .base import AxisRF, Expression, Module, Op, format_shape, register, upsampled_rf
+from .params import Choice, Floats, Int, Ints, Param, Sizes
+
+
+def _axis(dim: int, rank: int, what: str = "dim") -> int:
+    if not -rank <= dim < rank:
+        raise RuleError(f"{what} {dim} is out of range for a {rank}-D tensor (expected {-rank} to {rank - 1})")
+    return dim % rank
+
+
+def _merge_rf(rfs):
+    """Largest field over the paths; analysis warns separately when they are misaligned."""
+    fields = [rf for rf in rfs if rf is not None]
+    if not fields or any(len(f) != len(fields[0]) for f in fields):
+        return None
+    return tuple(max((f[i] for f in fields), key=lambda a: (dims.as_int(a.size) or 0)) for i in range(len(fields[0])))
+
+
+class Elementwise(Op):
+    family = "merge"
+    arity = (2, None)
+    symbol = "+"
+
+    def output_shape(self, a, ins, need):
+        rank = max(len(s) for s in ins)
+        padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
+        out = []
+        for axis in range(rank):
+            sizes = [s[axis] for s in padded]
+            wide = [d for d in sizes if d != 1]
+            for other in wide[1:]:
+                need.equal(wide[0], other, f"cannot {self.name.lower()} {' and '.join(format_shape(s) for s in ins)}"
+                                           f": dim {axis} differs")
+            out.append(wide[0] if wide else 1)
+        return tuple(out)
+
+    def receptive_field(self, a, rfs, ins):
+        return _merge_rf(rfs)
+
+    def describe(self, a):
+        return self.name.lower()
+
+    def emit(self, a, ins):
+        return Expression(f" {self.symbol} ".join(f"{{{i}}}" for i in range(len(ins))))
+
+
+@register
+class Add(Elementwise):
+    name = "Add"
+    aliases = ("Sum",)
+    symbol = "+"
+
+
+@register
+class Mul(Elementwise):
+    name = "Mul"
+    aliases = ("Multiply",)
+    symbol = "*"
+
+
+@register
+class Concat(Op):
+    family = "merge"
+    name = "Concat"
+    aliases = ("Cat", "Concatenate")
+    arity = (1, None)
+    params = {"dim": Int(default=1)}
+
+    def output_shape(self, a, ins, need):
+        rank = len(ins[0])
+        if any(len(s) != rank for s in ins):
+            raise RuleError("cannot concatenate tensors of different ranks: "
+                            + ", ".join(format_shape(s) for s in ins))
+        axis = _axis(a.dim, rank)
+        for other in ins[1:]:
+            for i in range(rank):
+                if i != axis:
+                    need.equal(ins[0][i], other[i], f"cannot concatenate {format_shape(ins[0])} and "
+                                                    f"{format_shape(other)} along dim {axis}: dim {i} differs")
+        total = 0
+        for s in ins:
+            total = total + s[axis]
+        return (*ins[0][:axis], total, *ins[0][axis + 1:])
+
+    def receptive_field(self, a, rfs, ins):
+        return _merge_rf(rfs)
+
+    def describe(self, a):
+        return "concat" if a.dim == 1 else f"concat dim {a.dim}"
+
+    def emit(self, a, ins):
+        return Expression(f"torch.cat([{{all}}], dim={a.dim})")
+
+
+@register
+class Flatten(Op):
+    family = "reshape"
+    name = "Flatten"
+    params = {"start_dim": Int(default=1), "end_dim": Int(default=-1)}
+
+    def span(self, a, shape) -> tuple[int, int]:
+        start, end = _axis(a.start_dim, len(shape), "start_dim"), _axis(a.end_dim, len(shape), "end_dim")
+        if start > end:
+            raise RuleError(f"start_dim {a.start_dim} comes after end_dim {a.end_dim}")
+        return start, end
+
+    def output_shape(self, a, ins, need):
+        shape = ins[0]
+        start, end = self.span(a, shape)
+        return (*shape[:start], dims.product(shape[start:end + 1]), *shape[end + 1:])
+
+    def receptive_field(self, a, rfs, ins):
+        return None
+
+    def describe(self, a):
+        return "flatten"
+
+
+@register
+class Upsample(Op):
+    family = "reshape"
+    name = "Upsample"
+    ranks = (3, 4, 5)
+    params = {
+        "size": Sizes(default=None),
+        "scale_factor": Floats(default=None, n=2),
+        "mode": Choice(default="nearest", choices=("nearest", "linear", "bilinear", "bicubic", "trilinear")),
+        "align_corners": Param(default=None),
+    }
+
+    @classmethod
+    def normalize(cls, values):
+        if (values["size"] is None) == (values["scale_factor"] is None):
+            raise RuleError("Upsample needs exactly one of size or scale_factor")
+        if values["align_corners"] not in (None, True, False):
+            raise RuleError(f"align_corners: expected true or false, received {values['align_corners']!r}")
+        return values
+
+    def output_shape(self, a, ins, need):
+        x = ins[0]
+        n = len(x) - 2
+        want = {3: ("nearest", "linear"), 4: ("nearest", "bilinear", "bicubic"), 5: ("nearest", "trilinear")}[len(x)]
+        if a.mode not in want:
+            raise RuleError(f"mode {a.mode!r} needs a different input rank; for a {len(x)}-D input use "
+                            + " or ".join(want))
+        if a.size is not None:
+            sizes = a.size if len(a.size) == n else (a.size[0],) * n
+            return (*x[:2], *sizes)
+        scales = a.scale_factor if len(a.scale_factor) == n else (a.scale_factor[0],) * n
+        return (*x[:2], *(self.scaled(size, s) for size, s in zip(x[2:], scales)))
+
+    @staticmethod
+    def scaled(size, scale: float):
+        ratio = Fraction(scale).limit_denominator(1000)
+        if ratio.denominator == 1:
+            return size * ratio.numerator
+        return dims.floordiv(size * ratio.numerator, ratio.denominator)
+
+    def receptive_field(self, a, rfs, ins):
+        out = []
+        x = ins[0]
+        for i, rf in enumerate(rfs[0]):
+            if a.scale_factor is not None:
+                scale = Fraction(a.scale_factor[i if len(a.scale_factor) > i else 0]).limit_denominator(1000)
+            else:
+                size = a.size[i if len(a.size) > i else 0]
+                scale = dims.truediv(size, x[2 + i])
+            extra = 0 if a.mode == "nearest" else rf.stride  # interpolation reads the neighbour too
+            out.append(upsampled_rf(rf, scale, extra, -dims.truediv(scale - 1, 2)))
+        return tuple(out)
+
+    def describe(self, a):
+        if a.scale_factor is not None:
+            s = a.scale_factor
+            factor = f"x{s[0]:g}" if len(set(s)) == 1 else "x" + "x".join(f"{v:g}" for v in s)
+            return f"upsample {factor} {a.mode}"
+        return f"upsample to {'x'.join(dims.to_str(s) for s in a.size)} {a.mode}"
+
+    def emit(self, a, ins):
+        kwargs = []
+        if a.size is not None:
+            kwargs.append(("size", a.size[0] if len(set(a.size)) == 1 else tuple(a.size)))
+        else:
+            s = a.scale_factor
+            kwargs.append(("scale_factor", s[0] if len(set(s)) == 1 else tuple(s)))
+        kwargs.append(("mode", a.mode))
+        if a.align_corners is not None:
+            kwargs.append(("align_corners", a.align_corners))
+        return Module("nn.Upsample", tuple(kwargs))
+
+
+@register
+class ZeroPad2d(Op):
+    family = "reshape"
+    name = "ZeroPad2d"
+    ranks = (3, 4)
+    params = {"padding": Ints(n=4, minimum=0, doc="int or [left, right, top, bottom]")}
+
+    def output_shape(self, a, ins, need):
+        left, right, top, bottom = a.padding
+        x = ins[0]
+        return (*x[:-2], x[-2] + top + bottom, x[-1] + left + right)
+
+    def receptive_field(self, a, rfs, ins):
+        left, _, top, _ = a.padding
+        rf_h, rf_w = rfs[0][-2:]
+        return (*rfs[0][:-2], AxisRF(rf_h.size, rf_h.stride, rf_h.padding + top * rf_h.stride),
+                AxisRF(rf_w.size, rf_w.stride, rf_w.padding + left * rf_w.stride))
+
+    def describe(self, a):
+        return f"zeropad {','.join(str(p) for p in a.padding)}"
+
+    def emit(self, a, ins):
+        p = a.padding
+        return Module("nn.ZeroPad2d", (("padding", p[0] if len(set(p)) == 1 else tuple(p)),))

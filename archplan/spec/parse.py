@@ -1,0 +1,244 @@
+"""Structure checks: located YAML values -> NetSpec, collecting every problem."""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+
+from ..errors import Problem
+from . import located
+from .model import REQUIRED, Arg, BlockSpec, InputSpec, LayerSpec, NetSpec, Pos, SymbolSpec
+from .train import parse_train
+
+FORMAT_VERSION = 1
+TOP_KEYS = ("archplan", "name", "description", "symbols", "inputs", "blocks", "layers", "outputs", "train")
+LAYER_KEYS = ("name", "op", "block", "in", "args", "repeat", "first", "when")
+BLOCK_KEYS = ("args", "inputs", "output", "layers", "description")
+SYMBOL_KEYS = ("min", "max", "default")
+# attributes of torch.nn.Module that a submodule name must not shadow in generated code
+RESERVED_NAMES = frozenset(
+    "forward training to cuda cpu eval train parameters buffers modules children state_dict load_state_dict "
+    "apply zero_grad register_buffer register_parameter add_module half float double type named_modules "
+    "named_parameters named_buffers named_children requires_grad_ get_submodule self super torch nn F "
+    "input".split()
+)
+
+
+def suggest(word: str, choices) -> str | None:
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else None
+
+
+def check_identifier(name, what: str, pos: Pos, problems: list, layer: str | None = None) -> bool:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        problems.append(Problem(f"{what} must be a Python identifier (letters, digits, _), received {name!r}",
+                                layer=layer, line=pos.line, column=pos.column))
+        return False
+    return True
+
+
+class _Parser:
+    def __init__(self, path: str):
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def error(self, message: str, pos: Pos, layer: str | None = None, hint: str | None = None) -> None:
+        self.problems.append(Problem(message, layer=layer, line=pos.line, column=pos.column, hint=hint))
+
+    def pos(self, container, key) -> Pos:
+        if isinstance(container, located.LMap):
+            return Pos(*container.value_where(key))
+        if isinstance(container, located.LList):
+            return Pos(*container.where(key))
+        return Pos()
+
+    def key_pos(self, container, key) -> Pos:
+        return Pos(*container.where(key)) if isinstance(container, located.LMap) else Pos()
+
+    def check_keys(self, mapping, allowed, what: str, layer: str | None = None) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.error(f"unknown key {key!r} in {what}; expected one of: {', '.join(allowed)}",
+                           self.key_pos(mapping, key), layer, suggest(key, allowed))
+
+    def net(self, doc) -> NetSpec | None:
+        here = Pos(getattr(doc, "line", None), getattr(doc, "column", None))
+        if not isinstance(doc, dict):
+            self.error(f"expected a mapping at the top level, received {type(doc).__name__}", here)
+            return None
+        self.check_keys(doc, TOP_KEYS, "the net")
+        for key in ("archplan", "name", "inputs", "layers"):
+            if key not in doc:
+                self.error(f"missing required key {key!r}", here)
+        version = doc.get("archplan", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            self.error(f"unsupported format version: expected archplan: {FORMAT_VERSION}, received {version!r}",
+                       self.pos(doc, "archplan"))
+        name = doc.get("name", "net")
+        check_identifier(name, "name", self.pos(doc, "name"), self.problems)
+        description = doc.get("description") or ""
+        if not isinstance(description, str):
+            self.error("description must be text", self.pos(doc, "description"))
+            description = str(description)
+        symbols = self.symbols(doc.get("symbols") or {}, self.pos(doc, "symbols"))
+        inputs = self.inputs(doc.get("inputs") or {}, self.pos(doc, "inputs"))
+        blocks = self.blocks(doc.get("blocks") or {}, self.pos(doc, "blocks"))
+        layers = self.layers(doc.get("layers"), self.pos(doc, "layers"), None)
+        outputs = self.names(doc.get("outputs"), self.pos(doc, "outputs"), "outputs")
+        train, train_problems = parse_train(doc.get("train") or {}, self.pos(doc, "train"))
+        self.problems.extend(train_problems)
+        return NetSpec(name=str(name), description=description, symbols=symbols, inputs=inputs, blocks=blocks,
+                       layers=layers, outputs=outputs, train=train, path=self.path,
+                       outputs_pos=self.pos(doc, "outputs"))
+
+    def symbols(self, raw, pos: Pos) -> dict:
+        if not isinstance(raw, dict):
+            self.error("symbols must be a mapping of name -> {min, max, default}", pos)
+            return {}
+        out = {}
+        for name, spec in raw.items():
+            where = self.key_pos(raw, name)
+            if not check_identifier(name, "a symbol name", where, self.problems):
+                continue
+            spec = spec if spec is not None else {}
+            if not isinstance(spec, dict):
+                self.error(f"symbol {name}: expected a mapping such as {{min: 32, default: 224}}, received {spec!r}",
+                           where)
+                continue
+            self.check_keys(spec, SYMBOL_KEYS, f"symbol {name}")
+            values = {}
+            for key in SYMBOL_KEYS:
+                value = spec.get(key)
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                    self.error(f"symbol {name}: {key} must be a positive integer, received {value!r}",
+                               self.pos(spec, key))
+                    value = None
+                values[key] = value
+            low, high, default = values["min"], values["max"], values["default"]
+            if low is not None and high is not None and low > high:
+                self.error(f"symbol {name}: min {low} is larger than max {high}", where)
+            if default is not None and ((low is not None and default < low) or (high is not None and default > high)):
+                self.error(f"symbol {name}: default {default} is outside [{low}, {high}]", self.pos(spec, "default"))
+            out[name] = SymbolSpec(name, low, high, default, where)
+        return out
+
+    def inputs(self, raw, pos: Pos) -> dict:
+        if not isinstance(raw, dict) or not raw:
+            self.error("inputs must map each input name to its shape, e.g. image: [N, 3, H, W]", pos)
+            return {}
+        out = {}
+        for name, shape in raw.items():
+            where = self.key_pos(raw, name)
+            if not check_identifier(name, "an input name", where, self.problems):
+                continue
+            if not isinstance(shape, list) or not shape:
+                self.error(f"input {name}: expected a shape list such as [N, 3, H, W], received {shape!r}", where)
+                continue
+            for i, entry in enumerate(shape):
+                if isinstance(entry, bool) or not isinstance(entry, (int, str)):
+                    self.error(f"input {name}: entry {i} must be an integer, a symbol or an expression, "
+                               f"received {entry!r}", self.pos(shape, i))
+            out[name] = InputSpec(name, tuple(shape), where)
+        return out
+
+    def blocks(self, raw, pos: Pos) -> dict:
+        if not isinstance(raw, dict):
+            self.error("blocks must map each block name to {args, layers}", pos)
+            return {}
+        out = {}
+        for name, body in raw.items():
+            where = self.key_pos(raw, name)
+            if not check_identifier(name, "a block name", where, self.problems):
+                continue
+            if not isinstance(body, dict):
+                self.error(f"block {name}: expected a mapping with args and layers", where)
+                continue
+            self.check_keys(body, BLOCK_KEYS, f"block {name}")
+            args = body.get("args") or {}
+            if not isinstance(args, dict):
+                self.error(f"block {name}: args must be a mapping of name -> default (null = required)",
+                           self.pos(body, "args"))
+                args = {}
+            for arg in args:
+                check_identifier(arg, f"block {name}: argument name", self.key_pos(args, arg), self.problems)
+            inputs = self.names(body.get("inputs", ["input"]), self.pos(body, "inputs"), f"block {name}: inputs")
+            output = body.get("output")
+            if output is not None and not isinstance(output, str):
+                self.error(f"block {name}: output must be a layer name", self.pos(body, "output"))
+                output = None
+            layers = self.layers(body.get("layers"), self.pos(body, "layers") if "layers" in body else where, name)
+            defaults = {k: (REQUIRED if v is None else v) for k, v in args.items()}
+            out[name] = BlockSpec(name, defaults, inputs or ("input",), output, layers, where)
+        return out
+
+    def names(self, raw, pos: Pos, what: str) -> tuple:
+        if raw is None:
+            return ()
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            self.error(f"{what}: expected a name or a list of names, received {raw!r}", pos)
+            return ()
+        return tuple(items)
+
+    def layers(self, raw, pos: Pos, block: str | None) -> tuple:
+        where = f"block {block}" if block else "the net"
+        if not isinstance(raw, list) or not raw:
+            self.error(f"{where}: layers must be a non-empty list", pos)
+            return ()
+        out = []
+        for i, entry in enumerate(raw):
+            layer = self.layer(entry, self.pos(raw, i))
+            if layer is not None:
+                out.append(layer)
+        return tuple(out)
+
+    def layer(self, raw, pos: Pos) -> LayerSpec | None:
+        if not isinstance(raw, dict):
+            self.error(f"a layer must be a mapping such as {{op: conv2d, out_channels: 16}}, received {raw!r}", pos)
+            return None
+        name = raw.get("name")
+        if name is not None:
+            check_identifier(name, "a layer name", self.pos(raw, "name"), self.problems)
+            if isinstance(name, str) and name in RESERVED_NAMES:
+                self.error(f"the layer name {name!r} is reserved (torch.nn.Module attribute or generated-code name)",
+                           self.pos(raw, "name"), name)
+        label = name if isinstance(name, str) else None
+        op, block = raw.get("op"), raw.get("block")
+        if (op is None) == (block is None):
+            self.error("a layer needs exactly one of `op:` (a torch.nn layer) or `block:` (a block name)", pos, label)
+            return None
+        for key, value in (("op", op), ("block", block)):
+            if value is not None and not isinstance(value, str):
+                self.error(f"{key} must be a name, received {value!r}", self.pos(raw, key), label)
+                return None
+        inputs = self.names(raw.get("in"), self.pos(raw, "in"), "in") if "in" in raw else None
+        repeat = Arg(raw["repeat"], self.pos(raw, "repeat")) if "repeat" in raw else None
+        when = Arg(raw["when"], self.pos(raw, "when")) if "when" in raw else None
+        if block is not None:
+            self.check_keys(raw, LAYER_KEYS, f"block use {label or block}", label)
+            args = self.arg_map(raw.get("args") or {}, self.pos(raw, "args"), label)
+            first = self.arg_map(raw.get("first") or {}, self.pos(raw, "first"), label)
+        else:
+            for key in ("args", "repeat", "first"):
+                if key in raw:
+                    self.error(f"`{key}:` belongs to block uses; op arguments go directly on the layer",
+                               self.key_pos(raw, key), label)
+            args = {k: Arg(v, self.pos(raw, k)) for k, v in raw.items() if k not in LAYER_KEYS}
+            first = {}
+        return LayerSpec(name=label, op=op, block=block, args=args, inputs=inputs, repeat=repeat, first=first,
+                         when=when, pos=pos)
+
+    def arg_map(self, raw, pos: Pos, layer: str | None) -> dict:
+        if not isinstance(raw, dict):
+            self.error(f"expected a mapping of argument -> value, received {raw!r}", pos, layer)
+            return {}
+        return {k: Arg(v, self.pos(raw, k)) for k, v in raw.items()}
+
+
+def parse_text(text: str, path: str = "") -> tuple[NetSpec | None, list[Problem]]:
+    doc, problems = located.load(text)
+    if doc is None:
+        return None, problems
+    parser = _Parser(path)
+    spec = parser.net(doc)
+    return spec, problems + parser.problems

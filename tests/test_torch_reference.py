@@ -1,0 +1,298 @@
+"""Checks the pure-torch reference nets against published figures, and the
+example YAMLs against the reference nets (layer names and key arguments), so
+that ``examples/*.yaml`` and ``tests/torch_reference.py`` cannot drift apart.
+
+Needs only torch, pyyaml and pytest (not the archplan package).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+yaml = pytest.importorskip("yaml")
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torch_reference import REFERENCES, count_macs, count_params
+
+# name: (parameters, MACs at batch 1 in G as published, digits, output shape)
+EXPECTED = {
+    "lenet": (431_080, 0.002293, 6, (1, 10)),
+    "keras_mnist": (93_322, 0.002794, 6, (1, 10)),
+    "simple_convnet": (433_890, 0.000865, 6, (1, 10)),
+    "alexnet": (61_100_840, 0.714, 3, (1, 1000)),
+    "vgg16": (138_357_544, 15.47, 2, (1, 1000)),
+    "resnet18": (11_689_512, 1.814, 3, (1, 1000)),
+    "resnet50": (25_557_032, 4.089, 3, (1, 1000)),
+    "unet": (482_754, 0.145, 3, (1, 2, 64, 64)),
+    "mobilenet_v2": (3_504_872, 0.301, 3, (1, 1000)),
+}
+
+PER_LAYER_PARAMS = {
+    "keras_mnist": {
+        "conv1": 320,
+        "conv2": 18_496,
+        "conv3": 36_928,
+        "fc1": 36_928,
+        "fc2": 650,
+    },
+}
+
+NAMES = sorted(REFERENCES)
+
+
+@pytest.fixture(scope="module")
+def models():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = REFERENCES[name][0]().eval()
+        return cache[name]
+
+    return get
+
+
+def test_every_example_has_a_reference():
+    examples = Path(REFERENCES["lenet"][1]).parent
+    assert {p.stem for p in examples.glob("*.yaml")} <= set(REFERENCES)
+    for _, path, _ in REFERENCES.values():
+        assert Path(path).is_file(), path
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_params(name, models):
+    assert count_params(models(name)) == EXPECTED[name][0]
+
+
+@pytest.mark.parametrize("name", sorted(PER_LAYER_PARAMS))
+def test_per_layer_params(name, models):
+    mods = dict(models(name).named_modules())
+    for layer, n in PER_LAYER_PARAMS[name].items():
+        assert sum(p.numel() for p in mods[layer].parameters()) == n, layer
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_macs_and_output_shape(name, models):
+    _, _, shape = REFERENCES[name]
+    _, gmacs, digits, out_shape = EXPECTED[name]
+    model = models(name)
+    assert round(count_macs(model, shape) / 1e9, digits) == pytest.approx(gmacs)
+    with torch.no_grad():
+        assert tuple(model(torch.zeros(shape)).shape) == out_shape
+
+
+@pytest.mark.parametrize(
+    "hw,ok",
+    [
+        ((64, 64), True),
+        ((72, 40), True),
+        ((8, 8), True),
+        ((60, 64), False),
+        ((64, 36), False),
+        ((68, 68), False),
+    ],
+)
+def test_unet_valid_exactly_when_multiple_of_8(hw, ok, models):
+    model = models("unet")
+    x = torch.zeros(1, 3, *hw)
+    with torch.no_grad():
+        if ok:
+            assert tuple(model(x).shape) == (1, 2, *hw)
+        else:
+            with pytest.raises(RuntimeError):
+                model(x)
+
+
+# --------------------------------------------------------------------------
+# YAML <-> reference consistency
+# --------------------------------------------------------------------------
+
+PARAM_OPS = {
+    "conv2d",
+    "convtranspose2d",
+    "linear",
+    "batchnorm2d",
+    "conv1d",
+    "batchnorm1d",
+    "layernorm",
+    "groupnorm",
+    "embedding",
+    "prelu",
+}
+FUNCTIONAL_OPS = {"add", "concat", "cat", "mul", "identity"}
+
+
+def _value(v, env):
+    """Evaluate a YAML value: block argument / symbol names and arithmetic
+    strings are evaluated in ``env``; anything unresolvable is returned as is."""
+    if isinstance(v, str):
+        if v in env:
+            return env[v]
+        if re.fullmatch(r"[\w\s+\-*/%()]+", v):
+            try:
+                return eval(v, {"__builtins__": {}}, dict(env))
+            except NameError:
+                return v
+        return v
+    if isinstance(v, list):
+        return [_value(x, env) for x in v]
+    return v
+
+
+def expand(layers, blocks, env=None, prefix=""):
+    """Yield ``(hierarchical name, op, evaluated attributes)`` for every
+    instantiated op layer, following the rules of the format: ``when`` false
+    drops a layer, ``repeat: K`` adds an index level ``X.0``, ``X.1``, ...,
+    ``first`` overrides args of repetition 0, blocks may nest."""
+    env = env or {}
+    for layer in layers:
+        if "when" in layer and not _value(layer["when"], env):
+            continue
+        name = prefix + layer["name"]
+        if "block" in layer:
+            block = blocks[layer["block"]]
+            defaults = dict(block.get("args") or {})
+            args = {k: _value(v, env) for k, v in (layer.get("args") or {}).items()}
+            first = {k: _value(v, env) for k, v in (layer.get("first") or {}).items()}
+            repeat = layer.get("repeat")
+            for i in range(repeat or 1):
+                inner = {**defaults, **args, **(first if i == 0 else {})}
+                missing = [k for k, v in inner.items() if v is None]
+                assert not missing, f"{name}: missing block args {missing}"
+                sub = f"{name}.{i}." if repeat is not None else f"{name}."
+                yield from expand(block["layers"], blocks, inner, sub)
+        else:
+            attrs = {
+                k: _value(v, env)
+                for k, v in layer.items()
+                if k not in ("name", "op", "in", "when")
+            }
+            yield name, layer["op"].lower(), attrs
+
+
+def yaml_layers(name):
+    spec = yaml.safe_load(Path(REFERENCES[name][1]).read_text())
+    return spec, list(expand(spec["layers"], spec.get("blocks") or {}))
+
+
+def _pair(v):
+    if isinstance(v, (list, tuple)):
+        return tuple(v)
+    return (v, v)
+
+
+PAIR_ATTRS = {"kernel_size", "stride", "padding", "dilation", "output_padding"}
+CHECKED_ATTRS = PAIR_ATTRS | {
+    "out_channels",
+    "groups",
+    "out_features",
+    "p",
+    "output_size",
+    "ceil_mode",
+    "num_features",
+}
+
+
+def _check_attrs(full, op, attrs, mod):
+    if op in ("conv2d", "convtranspose2d", "linear"):
+        assert (mod.bias is not None) == attrs.get("bias", True), f"{full}: bias"
+    # torch.nn defaults for arguments the YAML leaves out
+    if op in ("conv2d", "convtranspose2d"):
+        attrs = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, **attrs}
+    if op in ("maxpool2d", "avgpool2d"):
+        attrs = {"stride": attrs["kernel_size"], "padding": 0, **attrs}
+    for key, want in attrs.items():
+        if key not in CHECKED_ATTRS or not hasattr(mod, key):
+            continue
+        have = getattr(mod, key)
+        if isinstance(want, str):  # symbolic / 'same' etc.: not checked here
+            continue
+        conv = key in PAIR_ATTRS and isinstance(mod, nn.modules.conv._ConvNd)
+        tupled = (key in PAIR_ATTRS or key == "output_size") and (
+            isinstance(want, list) or isinstance(have, tuple)
+        )
+        if conv or tupled:
+            have, want = _pair(have), _pair(want)
+        assert have == want, f"{full}.{key}: torch {have!r} != yaml {want!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_yaml_header(name):
+    spec = yaml.safe_load(Path(REFERENCES[name][1]).read_text())
+    assert spec["archplan"] == 1
+    assert spec["name"] == name
+    (shape,) = spec["inputs"].values()
+    symbols = spec.get("symbols") or {}
+    defaults = {k: (v or {}).get("default", 1) for k, v in symbols.items()}
+    assert tuple(_value(d, defaults) for d in shape) == REFERENCES[name][2]
+    for d in shape:
+        assert isinstance(d, int) or d in symbols, d
+    ident = re.compile(r"[A-Za-z_]\w*\Z")
+
+    def walk(layers):
+        seen = set()
+        for layer in layers:
+            assert ident.match(layer["name"]), layer["name"]
+            assert layer["name"] not in seen, f"duplicate {layer['name']}"
+            seen.add(layer["name"])
+            assert ("op" in layer) != ("block" in layer), layer["name"]
+
+    walk(spec["layers"])
+    for block in (spec.get("blocks") or {}).values():
+        walk(block["layers"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_yaml_layers_match_reference(name, models):
+    _, layers = yaml_layers(name)
+    mods = dict(models(name).named_modules())
+    yaml_param_layers = set()
+    for full, op, attrs in layers:
+        if op in FUNCTIONAL_OPS:
+            continue
+        if op in PARAM_OPS:
+            yaml_param_layers.add(full)
+            assert full in mods, f"{name}: no torch module {full!r}"
+        if full not in mods:
+            continue  # parameter-free layer that is functional in the reference
+        mod = mods[full]
+        assert type(mod).__name__.lower() == op, f"{full}: {type(mod).__name__} vs {op}"
+        _check_attrs(full, op, attrs, mod)
+    # and the other way round: every module owning parameters is a YAML layer
+    owners = {
+        n for n, m in mods.items() if any(True for _ in m.parameters(recurse=False))
+    }
+    assert owners == yaml_param_layers, (
+        f"only in torch: {sorted(owners - yaml_param_layers)}; "
+        f"only in yaml: {sorted(yaml_param_layers - owners)}"
+    )
+
+
+def test_expand_follows_naming_rules():
+    _, layers = yaml_layers("resnet50")
+    names = [n for n, _, _ in layers]
+    assert "layer1.0.down_conv" in names and "layer1.1.down_conv" not in names
+    assert "layer2.0.conv2" in names and "layer4.2.bn3" in names
+    _, layers = yaml_layers("unet")
+    names = [n for n, _, _ in layers]
+    assert "up3.conv.conv1" in names and "enc1.bn2" in names
+    attrs = {n: a for n, _, a in yaml_layers("mobilenet_v2")[1]}
+    assert attrs["ir4.0.dw_conv"]["groups"] == 32 * 6
+    assert "ir1.expand_conv" not in attrs
+
+
+def test_mobilenet_v2_residual_adds_match():
+    """The `when: residual` adds are functional in torch; compare them with the
+    reference's ``residual`` flags (stride 1 and cin == c)."""
+    _, layers = yaml_layers("mobilenet_v2")
+    yaml_adds = {n.rsplit(".", 1)[0] for n, op, _ in layers if op == "add"}
+    mods = dict(REFERENCES["mobilenet_v2"][0]().named_modules())
+    torch_adds = {n for n, m in mods.items() if getattr(m, "residual", False) is True}
+    assert yaml_adds == torch_adds
+    assert len(torch_adds) == 10  # torchvision: 10 of the 17 blocks have a residual
