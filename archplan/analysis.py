@@ -59,6 +59,7 @@ class Analysis:
     warnings: list = field(default_factory=list)
     constraints: list = field(default_factory=list)
     minimum_sizes: dict = field(default_factory=dict)
+    domains: dict = field(default_factory=dict)  # symbol -> domain.Domain (valid values)
     dtype: str = "float32"
 
     @property
@@ -134,7 +135,7 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
         rfs[node.name] = row.receptive_field
         rows.append(row)
     result = Analysis(graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes},
-                      {}, errors, [], [], {}, dtype)
+                      {}, errors, dtype=dtype)
     if conditions and not result.errors:
         from .domain import solve
 

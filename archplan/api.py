@@ -77,7 +77,7 @@ class Net:
 
         if self.spec is None:
             empty = Graph("", "", {}, {}, (), {}, {}, {}, path=self.path)
-            result = Analysis(empty, [], {}, {}, {}, list(self.problems), [], [], {}, dtype)
+            result = Analysis(empty, [], {}, {}, {}, list(self.problems), dtype=dtype)
             from .analysis import totals
 
             result.totals = totals(result)
@@ -89,6 +89,20 @@ class Net:
             result.warnings = []
         result.errors.sort(key=lambda p: (p.line or 0, p.column or 0))
         return result
+
+    def diagram(self, values: dict[str, int] | None = None, depth: int | None = None, show=()):
+        """A graphviz.Digraph of the net (displays inline in Jupyter); layers that fail are drawn in red.
+
+        depth: collapse blocks nested deeper than this (0: one node per top-level block use); show: any of
+        "params", "macs", "rf". Raises ArchplanError when the file is too broken to draw.
+        """
+        from . import diagram
+        from .drawing import drawable
+
+        result = self.analyze(values)
+        if not drawable(self, result):
+            raise ArchplanError(result.errors or [Problem("nothing to draw")], self.path)
+        return diagram.build(result, depth=depth, show=show)
 
 
 def loads(text: str, path: str = "") -> Net:

@@ -8,6 +8,7 @@ linear function of k. For each residue r we then decide every condition exactly
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import gcd
 
 import sympy
@@ -22,6 +23,23 @@ _K = sympy.Symbol("k_", integer=True, nonnegative=True)
 
 class _Unsupported(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Valid values of one symbol: x % period is a valid residue and x >= that residue's smallest size."""
+
+    period: int
+    starts: tuple  # ((residue, smallest valid value), ...)
+    maximum: int | None = None
+
+    @property
+    def minimum(self) -> int:
+        return min(start for _, start in self.starts)
+
+    def __contains__(self, value: int) -> bool:
+        start = dict(self.starts).get(value % self.period)
+        return start is not None and value >= start and (self.maximum is None or value <= self.maximum)
 
 
 def _lcm(a: int, b: int) -> int:
@@ -192,6 +210,7 @@ def _solve_symbol(result, name: str, x, conds):
         result.constraints.append(text)
     smallest = min(P * kmins[r] + r for r in valid)
     result.minimum_sizes[name] = smallest
+    result.domains[name] = Domain(P, tuple((r, P * kmins[r] + r) for r in valid), info.max)
     if smallest > 1 or info.min:
         result.constraints.append(f"{name} >= {max(smallest, info.min or 1)}")
     if info.max is not None:

@@ -63,7 +63,8 @@ def resolution_warnings(result) -> list[Problem]:
             mixed[node.name] = carried
         elif carried is not None and node.op.name == "Linear":
             grid = "x".join(dims.to_str(d) for d in carried)
-            out.append(_warn(row, f"its {dims.to_str(row.params)} parameters depend on the input resolution "
+            count = f"{row.params:,}" if isinstance(row.params, int) else dims.to_str(row.params)
+            out.append(_warn(row, f"its {count} parameters depend on the input resolution "
                                   f"(in_features includes a flattened {grid} spatial map)",
                              "put a global pooling layer (adaptiveavgpool2d, output_size: 1) before flatten to make "
                              "the net resolution independent"))

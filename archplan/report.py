@@ -17,7 +17,9 @@ def figure(value) -> int | str:
         return number
     if isinstance(value, Fraction):
         return f"{value.numerator}/{value.denominator}"
-    return dims.to_str(value)
+    from .symbols import to_parsable
+
+    return to_parsable(value)
 
 
 def human(value) -> str:

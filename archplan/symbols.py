@@ -167,11 +167,33 @@ class _Printer(StrPrinter):
         return f"ceiling({self._print(expr.args[0] / expr.args[1])})"
 
 
+@lru_cache(maxsize=None)
+def _clashes(name: str) -> bool:
+    """True if sympy.sympify(name) is not a plain symbol (N, S, E, I, Q, beta, ...)."""
+    try:
+        parsed = sympy.sympify(name)
+    except (sympy.SympifyError, TypeError, SyntaxError):
+        return True
+    return not (isinstance(parsed, sympy.Symbol) and parsed.name == name)
+
+
+class _ParsablePrinter(_Printer):
+    def _print_Symbol(self, expr):
+        return f"Symbol('{expr.name}')" if _clashes(expr.name) else expr.name
+
+
 _printer = _Printer()
+_parsable = _ParsablePrinter()
 
 
 def to_str(x) -> str:
     return _printer.doprint(_as_expr(x))
+
+
+def to_parsable(x) -> str:
+    """Like to_str, but names sympy would read as its own functions (N, S, E, ...) become Symbol('N'),
+    so that sympy.sympify(text) gives back the same expression."""
+    return _parsable.doprint(_as_expr(x))
 
 
 def to_standard(x):

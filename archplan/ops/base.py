@@ -91,6 +91,7 @@ class Op:
     arity: ClassVar[tuple] = (1, 1)  # min and max number of inputs (max None = any)
     ranks: ClassVar[tuple | None] = None  # allowed input ranks, None = any
     inferred: ClassVar[dict[str, str]] = {}  # argument name -> what it is inferred from (checked when given)
+    always_emit: ClassVar[tuple] = ()  # arguments whose torch default differs from ours
 
     # -- binding -----------------------------------------------------------------------------------
     @classmethod
@@ -176,7 +177,8 @@ class Op:
         return self.name.lower()
 
     def emit(self, a: Args, ins: Sequence[Shape]) -> Module | Expression:
-        kwargs = tuple((k, a[k]) for k, p in self.params.items() if k in a and a[k] != p.default)
+        kwargs = tuple((k, a[k]) for k, p in self.params.items()
+                       if k in a and (a[k] != p.default or k in self.always_emit))
         return Module(f"nn.{self.name}", kwargs)
 
 

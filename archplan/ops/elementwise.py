@@ -6,9 +6,9 @@ from .base import Op, register
 from .params import Bool, Choice, Float, Int
 
 
-def _elementwise(name: str, family: str, params: dict, label: str, aliases: tuple = ()) -> type:
+def _elementwise(name: str, family: str, params: dict, label: str, aliases: tuple = (), always: tuple = ()) -> type:
     cls = type(name, (Op,), {"name": name, "family": family, "params": params, "aliases": aliases,
-                             "describe": lambda self, a: label})
+                             "always_emit": always, "describe": lambda self, a: label})
     return register(cls)
 
 
@@ -25,8 +25,8 @@ Sigmoid = _elementwise("Sigmoid", "activation", {}, "sigmoid")
 Tanh = _elementwise("Tanh", "activation", {}, "tanh")
 Hardswish = _elementwise("Hardswish", "activation", dict(_INPLACE), "hardswish")
 Hardsigmoid = _elementwise("Hardsigmoid", "activation", dict(_INPLACE), "hardsigmoid")
-Softmax = _elementwise("Softmax", "activation", {"dim": Int(default=1)}, "softmax")
-LogSoftmax = _elementwise("LogSoftmax", "activation", {"dim": Int(default=1)}, "log softmax")
+Softmax = _elementwise("Softmax", "activation", {"dim": Int(default=1)}, "softmax", always=("dim",))
+LogSoftmax = _elementwise("LogSoftmax", "activation", {"dim": Int(default=1)}, "log softmax", always=("dim",))
 Identity = _elementwise("Identity", "other", {}, "identity")
 
 _P = {"p": Float(default=0.5, minimum=0, maximum=1), **_INPLACE}

@@ -34,7 +34,7 @@ class PoolNd(Op):
             values["stride"] = values["kernel_size"]
         if values["padding"] == "valid":
             values["padding"] = (0,) * len(values["kernel_size"])
-        w.check_pool_padding(values["padding"], values["kernel_size"], values.get("dilation", ()))
+        w.check_pool_padding(values["padding"], values["kernel_size"])
         return values
 
     def _dilation(self, a, i: int) -> int:

@@ -61,11 +61,10 @@ def border_loss(size: Any, kernel: int, stride: int, before: Any, after: Any, di
     return dims.dmax(rest - after, 0)
 
 
-def check_pool_padding(padding: tuple, kernel: tuple, dilation: tuple = ()) -> None:
+def check_pool_padding(padding: tuple, kernel: tuple) -> None:
     for axis, p in enumerate(padding):
-        k_eff = effective_kernel(kernel[axis], dilation[axis] if dilation else 1)
-        if 2 * p > k_eff:
-            raise RuleError(f"padding {p} is more than half the kernel size {k_eff}",
+        if 2 * p > kernel[axis]:  # torch compares with the undilated kernel
+            raise RuleError(f"padding {p} is more than half the kernel size {kernel[axis]}",
                             hint="PyTorch requires pad <= kernel_size / 2 for pooling")
 
 

@@ -16,6 +16,7 @@ except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
 MAX_NODES = 200_000
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
 
 
 class LMap(dict):
@@ -62,6 +63,11 @@ class _Converter:
         self.count += 1
         if self.count > MAX_NODES:
             raise _TooLarge()
+        if node.tag not in _PLAIN_TAGS and not isinstance(node, yaml.ScalarNode):
+            line, column = _mark(node)
+            self.problems.append(Problem(f"unsupported YAML value: tag {node.tag!r} is not allowed",
+                                         line=line, column=column))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node)
         if isinstance(node, yaml.SequenceNode):
