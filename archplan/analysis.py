@@ -151,8 +151,9 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
     op.check_inputs(a, ins)
     out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
     for i, d in enumerate(out):
-        recorder.positive(d, f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
-                             f"{format_shape(ins[0])} is too small for {op.describe(a)}")
+        if not isinstance(d, int) or d < 1:  # the message is built only when it may be needed
+            recorder.positive(d, f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
+                                 f"{format_shape(ins[0])} is too small for {op.describe(a)}")
     rf = None
     if all(r is not None for r in in_rfs) and len(out) >= 3:
         rf = op.receptive_field(a, in_rfs, ins)

@@ -94,6 +94,7 @@ class _Lowering:
 
     def local_names(self, layers: tuple, prefix: str, namespace: dict) -> list:
         counters: dict[str, int] = {}
+        explicit = {s.name for s in layers if s.name}
         out = []
         for spec in layers:
             local = spec.name
@@ -102,7 +103,7 @@ class _Lowering:
                 while True:
                     counters[base] = counters.get(base, 0) + 1
                     local = f"{base}_{counters[base]}"
-                    if local not in namespace and all(local != s.name for s in layers):
+                    if local not in namespace and local not in explicit:
                         break
             elif local in namespace:
                 self.error(f"duplicate name {local!r} in this scope", spec.pos, local)
