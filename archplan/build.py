@@ -62,9 +62,15 @@ class _Lowering:
         for name, inp in self.spec.inputs.items():
             shape = []
             for i, entry in enumerate(inp.shape):
+                if not isinstance(entry, (int, str)) or isinstance(entry, bool):
+                    shape.append(1)  # already reported by the spec checks
+                    continue
                 value = self.evaluate(entry, self.env, inp.pos, None, f"input {name}, entry {i}")
                 number = dims.as_int(value)
                 if value is None:
+                    value = 1
+                elif not dims.is_size(value) and number is None:
+                    self.error(f"input {name}: entry {i} must be an integer size, received {value!r}", inp.pos)
                     value = 1
                 elif number is not None and number < 1:
                     self.error(f"input {name}: sizes must be positive, received {number} at dim {i}", inp.pos)

@@ -16,6 +16,16 @@ def is_concrete(x: Any) -> bool:
     return isinstance(x, (int, float, Fraction))
 
 
+def is_expr(x: Any) -> bool:
+    """A sympy expression (checked without importing sympy)."""
+    return type(x).__module__.startswith("sympy") or type(x).__name__ in ("FloorDiv", "CeilDiv")
+
+
+def is_size(x: Any) -> bool:
+    """An int or a sympy expression: something a tensor dimension can be."""
+    return (isinstance(x, int) and not isinstance(x, bool)) or is_expr(x)
+
+
 def all_concrete(values) -> bool:
     return all(isinstance(v, int) for v in values)
 

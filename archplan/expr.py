@@ -141,6 +141,8 @@ def _truth(value: Any, text: str) -> bool:
         raise RuleError(f"expression {text!r} depends on symbolic sizes and cannot be decided")
     if isinstance(value, (bool, int, float, Fraction)):
         return bool(value)
+    if not dims.is_expr(value):
+        raise RuleError(f"expression {text!r}: expected a number or true/false, received {value!r}")
     decided = dims.decide(value)
     if decided is None:
         raise RuleError(f"expression {text!r} depends on symbolic sizes and cannot be decided: {value}")

@@ -14,13 +14,15 @@ Evaluate = Callable[[str], Any]
 
 
 def _received(value: Any) -> str:
-    return f"received {dims.to_str(value) if not isinstance(value, (str, list, tuple)) else repr(value)}"
+    if dims.is_expr(value) or isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
+        return f"received {dims.to_str(value)}"
+    return f"received {value!r}"
 
 
 def _int(value: Any, name: str, minimum: int | None) -> int:
     number = dims.as_int(value) if not isinstance(value, bool) else None
     if number is None:
-        if dims.is_concrete(value) or isinstance(value, (str, list, tuple, bool, type(None))):
+        if not dims.is_expr(value):
             raise RuleError(f"{name}: expected an integer, {_received(value)}")
         raise RuleError(f"{name}: expected a concrete integer, received the symbolic {dims.to_str(value)}",
                         hint="use --set to give the symbol a value, or write the number")
@@ -60,7 +62,9 @@ class Dim(Param):
 
     def convert(self, value, name, evaluate):
         value = _evaluated(value, evaluate)
-        if isinstance(value, bool) or isinstance(value, (str, list, tuple, float, type(None))):
+        if isinstance(value, Fraction) and value.denominator == 1:
+            value = value.numerator
+        if not dims.is_size(value) and not isinstance(value, Fraction):
             raise RuleError(f"{name}: expected a positive integer size, {_received(value)}")
         number = dims.as_int(value)
         if number is not None:
@@ -123,6 +127,8 @@ class Float(Param):
         if isinstance(value, bool) or not dims.is_concrete(value):
             raise RuleError(f"{name}: expected a number, {_received(value)}")
         value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RuleError(f"{name}: expected a finite number, received {value}")
         low_fail = self.minimum is not None and (value <= self.minimum if self.open_minimum else value < self.minimum)
         if low_fail or (self.maximum is not None and value > self.maximum):
             low = "(" if self.open_minimum else "["

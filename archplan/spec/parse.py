@@ -212,6 +212,9 @@ class _Parser:
                 self.error(f"{key} must be a name, received {value!r}", self.pos(raw, key), label)
                 return None
         inputs = self.names(raw.get("in"), self.pos(raw, "in"), "in") if "in" in raw else None
+        if inputs == ():
+            self.error("in: expected a name or a non-empty list of names", self.pos(raw, "in"), label)
+            inputs = None
         repeat = Arg(raw["repeat"], self.pos(raw, "repeat")) if "repeat" in raw else None
         when = Arg(raw["when"], self.pos(raw, "when")) if "when" in raw else None
         if block is not None:

@@ -1,0 +1,62 @@
+"""Garbage in, problems out: no input may raise out of the analysis (the CLI would show a traceback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import archplan
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SOURCES = [yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in ("resnet18", "unet", "keras_mnist")]
+
+junk = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
+              st.sampled_from(["", "H", "c*4", "H//0", "same", "full", "relu", "input", "x.y", "1/3", "((", "N-1",
+                               "__import__('os')", "max(1, H)", "2**99", "not c", "c == 1"]),
+              st.text(max_size=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+def paths(doc, prefix=()):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield prefix + (k,)
+            yield from paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield prefix + (i,)
+            yield from paths(v, prefix + (i,))
+
+
+def replaced(doc, path, value):
+    if not path:
+        return value
+    if isinstance(doc, dict):
+        return {k: (replaced(v, path[1:], value) if k == path[0] else v) for k, v in doc.items()}
+    return [replaced(v, path[1:], value) if i == path[0] else v for i, v in enumerate(doc)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.sampled_from(range(len(SOURCES))), pick=st.integers(0, 10_000), value=junk,
+       sizes=st.dictionaries(st.sampled_from(["N", "H", "W"]), st.integers(1, 300), max_size=2))
+def test_mutated_examples_never_raise(source, pick, value, sizes):
+    doc = SOURCES[source]
+    all_paths = list(paths(doc))
+    path = all_paths[pick % len(all_paths)]
+    text = yaml.safe_dump(replaced(doc, path, value), sort_keys=False)
+    net = archplan.loads(text)
+    result = net.analyze({k: v for k, v in sizes.items() if k in net.symbols})
+    for problem in result.errors + result.warnings:
+        assert problem.message
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=300))
+def test_arbitrary_text_never_raises(text):
+    archplan.loads(text).analyze()
