@@ -148,8 +148,20 @@ def _dedupe(conditions):
     return out
 
 
+def _split_products(conditions):
+    """A product of sizes is >= 1 when each factor is: N*32*(ceiling(H/8) - 1)*(W - 2) -> one condition per factor."""
+    out = []
+    for c in conditions:
+        if c.kind != "positive" or len(_free(c)) < 2:
+            out.append(c)
+            continue
+        factors = [f for f in sympy.Mul.make_args(sympy.factor_terms(c.value)) if f.free_symbols]
+        out.extend(type(c)("positive", f, None, c.node, c.message) for f in factors)
+    return out
+
+
 def solve(result, conditions) -> None:
-    conditions = _dedupe(conditions)
+    conditions = _dedupe(_split_products(conditions))
     symbols = {name: symbol(name) for name in result.graph.symbols}
     single: dict[str, list] = {name: [] for name in symbols}
     for c in conditions:

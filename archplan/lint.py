@@ -62,7 +62,8 @@ def resolution_warnings(result) -> list[Problem]:
         elif carried is not None and node.op.family in _KEEP_FEATURES:
             mixed[node.name] = carried
         elif carried is not None and node.op.name == "Linear":
-            grid = "x".join(dims.to_str(d) for d in carried)
+            grid = "x".join(dims.to_str(d) if isinstance(d, int) or d.is_Atom else f"({dims.to_str(d)})"
+                            for d in carried)
             count = f"{row.params:,}" if isinstance(row.params, int) else dims.to_str(row.params)
             out.append(_warn(row, f"its {count} parameters depend on the input resolution "
                                   f"(in_features includes a flattened {grid} spatial map)",

@@ -186,14 +186,25 @@ _printer = _Printer()
 _parsable = _ParsablePrinter()
 
 
+def _tidy(x):
+    """Display form: common factors pulled out of each product term, 32*(ceiling(H/8) - 1) rather than
+    32*ceiling(H/8) - 32, without regrouping the sum (which would hide the per-layer terms)."""
+    x = _as_expr(x)
+    if x.is_Add:
+        return sympy.Add(*[sympy.factor_terms(t) if t.is_Mul else t for t in x.args], evaluate=False)
+    return sympy.factor_terms(x) if x.is_Mul else x
+
+
+@lru_cache(maxsize=4096)
 def to_str(x) -> str:
-    return _printer.doprint(_as_expr(x))
+    return _printer.doprint(_tidy(x))
 
 
+@lru_cache(maxsize=4096)
 def to_parsable(x) -> str:
     """Like to_str, but names sympy would read as its own functions (N, S, E, ...) become Symbol('N'),
     so that sympy.sympify(text) gives back the same expression."""
-    return _parsable.doprint(_as_expr(x))
+    return _parsable.doprint(_tidy(x))
 
 
 def to_standard(x):
