@@ -82,12 +82,14 @@ def make_project(folder: Path, context: dict, model_fixture: str = "lenet_model.
     return folder
 
 
-def run_train(folder: Path, *args: str, nproc: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_train(
+    folder: Path, *args: str, nproc: int | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run train.py in folder (under torchrun with nproc processes if given); progress bars off."""
     launcher = [sys.executable]
     if nproc:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     return subprocess.run(
         [*launcher, "train.py", "--no-progress", *map(str, args)],
         cwd=folder,

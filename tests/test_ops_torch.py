@@ -57,7 +57,8 @@ def test_conv2d_named_padding_stride1(h, w, kh, kw, mode):
 @given(size=st.integers(1, 40), k=st.integers(1, 5), s=st.integers(1, 4))
 def test_conv2d_same_any_stride_matches_tensorflow(size, k, s):
     """TF 'same': out = ceil(in/s); pad total max((out-1)*s + k - in, 0), the extra at the end."""
-    result = analyze(f"{{op: conv2d, out_channels: 1, kernel_size: {k}, stride: {s}, padding: same}}", [1, 1, size, size])
+    layer = f"{{op: conv2d, out_channels: 1, kernel_size: {k}, stride: {s}, padding: same}}"
+    result = analyze(layer, [1, 1, size, size])
     out = -(-size // s)
     total = max((out - 1) * s + k - size, 0)
     x = torch.nn.functional.pad(torch.randn(1, 1, size, size), (total // 2, total - total // 2) * 2)

@@ -6,11 +6,12 @@ import math
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _train_harness import (  # noqa: E402
     lenet_context,
@@ -174,7 +175,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_huge_learning_rate_is_reported_as_nan(tmp_path):
     project = make_project(tmp_path / "p", lenet_context())
-    result = run_train(project, *SMALL, "--epochs", "2", "--optimizer", "sgd", "--lr", "1e10", "--out", "run")
+    result = run_train(project, *SMALL, "--epochs", "2", "--optimizer", "sgd", "--lr", "1e38", "--out", "run")
     assert_clean_failure(result, "NaN/inf at epoch 1, step")
     assert not (project / "run" / "checkpoint_last.pt").exists()
 
@@ -239,3 +240,14 @@ def test_npz_dataset(tmp_path):
     result = run_train(project, "--device", "cpu", "--dataset", "npz", "--data-dir", "data.npz", "--epochs", "1")
     assert_ok(result)
     assert "npz: 14x14 images resized to 28x28 for input image [1, 28, 28]" in result.stdout
+
+
+def test_compile_and_amp_bf16_smoke(tmp_path):
+    project = make_project(tmp_path / "p", lenet_context())
+    result = run_train(project, *SMALL, "--epochs", "1", "--max-steps", "3", "--compile", "--amp", "bf16", "--out", "c")
+    assert_ok(result)
+    assert "amp bf16" in result.stdout and "compile True" in result.stdout
+    rows = read_metrics(project / "c" / "metrics.jsonl")
+    assert len(rows) == 1 and math.isfinite(rows[0]["train_loss"])
+    state = torch.load(project / "c" / "checkpoint_last.pt", weights_only=False)
+    assert not any(key.startswith("_orig_mod.") for key in state["model"])
