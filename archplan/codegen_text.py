@@ -1,0 +1,186 @@
+"""Safe text for generated Python: literals from validated values, escaped free text, formatted calls.
+
+Nothing here copies YAML text into code. Identifiers are asserted, numbers go through repr of int/float,
+strings only from op choice lists (a fixed alphabet), and free text only into escaped docstrings.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+import textwrap
+import unicodedata
+
+LINE = 120
+_WORD = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class CodegenError(Exception):
+    """A net that cannot become code as asked (a size left symbolic, an unsupported reference)."""
+
+
+class NeedsConcrete(CodegenError):
+    def __init__(self, symbols: set):
+        super().__init__(", ".join(sorted(symbols)))
+        self.symbols = set(symbols)
+
+
+def identifier(name: str) -> str:
+    """An identifier that the spec validated; asserted again here because it becomes code."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
+        raise CodegenError(f"{name!r} is not a Python identifier and cannot be used in generated code")
+    return name
+
+
+def literal(value) -> str:
+    """Python source for a validated argument value: int, float, bool, None, a choice string or a tuple."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CodegenError(f"the value {value!r} cannot be written as a Python literal")
+        return repr(value)
+    if isinstance(value, str):
+        if not _WORD.match(value):
+            raise CodegenError(f"the value {value!r} is not a plain option name")
+        return f'"{value}"'
+    if isinstance(value, (tuple, list)):
+        items = [literal(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    integer = _as_int(value)
+    if integer is not None:
+        return repr(integer)
+    symbols = getattr(value, "free_symbols", None)
+    if symbols:
+        raise NeedsConcrete({str(s) for s in symbols})
+    raise CodegenError(f"the value {value!r} cannot be written as a Python literal")
+
+
+def _as_int(value):
+    try:
+        if getattr(value, "is_Integer", False):
+            return int(value)
+    except TypeError:
+        return None
+    return None
+
+
+def free_symbols(value) -> set:
+    if isinstance(value, (tuple, list)):
+        return set().union(*(free_symbols(v) for v in value)) if value else set()
+    return {str(s) for s in getattr(value, "free_symbols", ())}
+
+
+def camel(name: str) -> str:
+    """double_conv -> DoubleConv, resnet18 -> Resnet18."""
+    parts = [p for p in identifier(name).split("_") if p]
+    text = "".join(p[:1].upper() + p[1:] for p in parts) or "Net"
+    return text if text[0].isalpha() else f"Net{text}"
+
+
+def _escape_char(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    if ch == '"':
+        return '\\"'
+    if ch == "\t":
+        return "    "
+    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return ch
+
+
+def escape_line(text: str) -> str:
+    return "".join(_escape_char(ch) for ch in text)
+
+
+def docstring_lines(text: str, width: int = 96) -> list[str]:
+    """Free text as docstring lines: wrapped, each escaped so that no quote, backslash, line break
+    or control character can end the string or change its meaning; nothing is stripped but spaces."""
+    out: list[str] = []
+    for paragraph in text.splitlines():
+        chunks = textwrap.wrap(paragraph, width, break_long_words=True, break_on_hyphens=False) or [""]
+        for chunk in chunks:
+            line = ""
+            for ch in chunk:
+                piece = _escape_char(ch)
+                if len(line) + len(piece) > width + 16:
+                    out.append(line.rstrip())
+                    line = ""
+                line += piece
+            out.append(line.rstrip())
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def comment_text(text: str) -> str:
+    """One line of text safe in a comment (no line breaks or control characters)."""
+    return escape_line(" ".join(text.split()))
+
+
+def flat(arg) -> str:
+    """An argument: source text, or a nested call (func, [args])."""
+    if isinstance(arg, str):
+        return arg
+    func, args = arg
+    return f"{func}({', '.join(flat(a) for a in args)})"
+
+
+def _exploded(head: str, func: str, args: list, indent: int, tail: str) -> list[str]:
+    pad, inner = " " * indent, " " * (indent + 4)
+    lines = [f"{pad}{head}{func}("]
+    for a in args:
+        text = flat(a)
+        if isinstance(a, str) or len(inner) + len(text) + 1 <= LINE:
+            lines.append(f"{inner}{text},")
+        else:
+            lines += _exploded("", a[0], a[1], indent + 4, ",")
+    return lines + [f"{pad}){tail}"]
+
+
+def call(target: str, func: str, args: list, indent: int, comment: str = "") -> list[str]:
+    """`target = func(args)` laid out as ruff format keeps it (exploded calls end with a magic trailing
+    comma), with an optional trailing comment (moved above when the line would be too long)."""
+    pad = " " * indent
+    head = f"{target} = " if target else ""
+    one = f"{pad}{head}{flat((func, args))}"
+    if comment and len(one) + 4 + len(comment) <= LINE:
+        return [f"{one}  # {comment}"]
+    lines = [f"{pad}# {comment}"] if comment else []
+    if len(one) <= LINE:
+        return lines + [one]
+    return lines + _exploded(head, func, args, indent, "")
+
+
+def statement(text: str, indent: int, comment: str = "") -> list[str]:
+    pad = " " * indent
+    line = f"{pad}{text}"
+    if comment and len(line) + 4 + len(comment) <= LINE:
+        return [f"{line}  # {comment}"]
+    if comment:
+        return [f"{pad}# {comment}", line]
+    return [line]
+
+
+def define(name: str, params: list[str], returns: str, indent: int = 4) -> list[str]:
+    """A `def` line, or one parameter per line as ruff format lays out a long signature."""
+    pad = " " * indent
+    one = f"{pad}def {name}({', '.join(params)}) -> {returns}:"
+    if len(one) <= LINE:
+        return [one]
+    return [f"{pad}def {name}("] + [f"{pad}    {p}," for p in params] + [f"{pad}) -> {returns}:"]
+
+
+def docstring(lines: list[str], indent: int) -> list[str]:
+    """Docstring lines (already escaped) laid out as ruff format keeps them."""
+    pad = " " * indent
+    if len(lines) == 1 and not lines[0].endswith(("\\", '"')) and len(pad) + len(lines[0]) + 6 <= LINE:
+        return [f'{pad}"""{lines[0]}"""']
+    out = [f'{pad}"""{lines[0]}']
+    out += [f"{pad}{line}" if line else "" for line in lines[1:]]
+    return out + [f'{pad}"""']

@@ -1,0 +1,189 @@
+"""Build the generated model in torch and compare it, layer by layer, with the analysis.
+
+Shapes come from the generated forward itself: every layer is a named local variable of the forward of
+the module that owns it, so a profiler hook reads them when each forward returns (functional steps such
+as add and concat included). Parameters and buffers are counted on the submodule named after the layer;
+FLOPs per submodule come from torch.utils.flop_counter.FlopCounterMode (2 FLOPs per multiply-add).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .codegen_text import CodegenError
+
+TORCH_MISSING = "archplan verify needs PyTorch: pip install archplan[torch]"
+
+
+class TorchMissing(CodegenError):
+    def __init__(self):
+        super().__init__(TORCH_MISSING)
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    layer: str
+    expected_shape: tuple
+    actual_shape: tuple | None
+    expected_params: int
+    actual_params: int | None  # None: a functional step without a module
+    expected_buffers: int
+    actual_buffers: int | None
+    expected_flops: int
+    actual_flops: int | None
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.actual_shape != self.expected_shape:
+            out.append(f"shape {_shape(self.actual_shape)} != predicted {_shape(self.expected_shape)}")
+        pairs = (("params", self.expected_params, self.actual_params),
+                 ("buffers", self.expected_buffers, self.actual_buffers),
+                 ("FLOPs", self.expected_flops, self.actual_flops))
+        for what, want, got in pairs:
+            if got is None:
+                got = 0 if what != "FLOPs" else None  # a functional step owns nothing; its FLOPs are in the total
+            if got is not None and got != want:
+                out.append(f"{what} {got:,} != predicted {want:,}")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class Report:
+    net: str
+    sizes: dict
+    layers: tuple  # LayerCheck
+    totals: tuple  # (what, predicted, measured)
+
+    @property
+    def failures(self) -> list:
+        return [c for c in self.layers if not c.ok]
+
+    @property
+    def total_failures(self) -> list:
+        return [t for t in self.totals if t[1] != t[2]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.total_failures
+
+
+def _shape(shape) -> str:
+    return "missing" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def load_module(source: str, name: str):
+    """Import generated model.py text as a fresh module (from a temporary file, for readable tracebacks)."""
+    folder = Path(tempfile.mkdtemp(prefix="archplan-verify-"))
+    path = folder / "model.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"archplan_generated_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _capture(model, module_classes, inputs):
+    """Run the model; returns ({layer: shape} from every generated forward's locals, flop counts)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    codes = {cls.forward.__code__ for cls in module_classes}
+    paths = {id(m): name for name, m in model.named_modules()}
+    shapes: dict[str, tuple] = {}
+
+    def profile(frame, event, arg):
+        if event != "return" or frame.f_code not in codes:
+            return
+        owner = frame.f_locals.get("self")
+        path = paths.get(id(owner))
+        if path is None:
+            return
+        for local, value in frame.f_locals.items():
+            if isinstance(value, torch.Tensor):
+                shapes.setdefault(f"{path}.{local}" if path else local, tuple(value.shape))
+
+    counter = FlopCounterMode(display=False)
+    previous = sys.getprofile()
+    with torch.no_grad(), counter:
+        sys.setprofile(profile)
+        try:
+            outputs = model(*inputs)
+        finally:
+            sys.setprofile(previous)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    return shapes, counter.get_flop_counts(), outputs
+
+
+def verify(net, values: dict | None = None, seed: int = 0) -> Report:
+    """Generate model.py for the net, run it at concrete sizes and compare with the analysis."""
+    try:
+        import torch
+    except ImportError:
+        raise TorchMissing() from None
+    from . import dims
+    from .codegen import generate_sources
+
+    generated = generate_sources(net, values)
+    analysis = generated.concrete
+    module = load_module(generated.files["model.py"], analysis.graph.name)
+    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+               and v.__module__ == module.__name__]
+    torch.manual_seed(seed)
+    model = module.build_model().eval()
+    inputs = [torch.randn(tuple(int(d) for d in shape)) for shape in analysis.inputs.values()]
+    shapes, flops, outputs = _capture(model, classes, inputs)
+    modules = dict(model.named_modules())
+    root = type(model).__name__
+    checks = []
+    for row in analysis.layers:
+        sub = modules.get(row.name) if row.name in modules and row.name else None
+        counted = flops.get(f"{root}.{row.name}") if sub is not None else None
+        checks.append(LayerCheck(
+            row.name, tuple(int(d) for d in row.output_shape), shapes.get(row.name),
+            int(dims.normalize(row.params)), None if sub is None else sum(p.numel() for p in sub.parameters()),
+            int(dims.normalize(row.buffers)), None if sub is None else sum(b.numel() for b in sub.buffers()),
+            2 * int(dims.normalize(row.macs)), None if sub is None else int(sum((counted or {}).values()))))
+    totals = analysis.totals
+    measured_out = tuple(tuple(o.shape) for o in outputs)
+    predicted_out = tuple(tuple(int(d) for d in s) for s in analysis.outputs.values())
+    total_rows = (
+        ("params", int(dims.normalize(totals["params"])), sum(p.numel() for p in model.parameters())),
+        ("buffers", int(dims.normalize(totals["buffers"])), sum(b.numel() for b in model.buffers())),
+        ("FLOPs", int(dims.normalize(totals["flops"])), int(sum(flops.get("Global", {}).values()))),
+        ("outputs", predicted_out, measured_out),
+    )
+    return Report(analysis.graph.name, dict(generated.sizes.concrete), tuple(checks), total_rows)
+
+
+def format_report(report: Report, everything: bool = True) -> str:
+    sizes = ", ".join(f"{k}={v}" for k, v in sorted(report.sizes.items())) or "fixed sizes"
+    head = ("layer", "shape", "params", "FLOPs", "")
+    rows = []
+    for c in report.layers:
+        if not everything and c.ok:
+            continue
+        params = "" if c.actual_params is None and not c.expected_params else f"{c.expected_params:,}"
+        flops = f"{c.expected_flops:,}" if c.expected_flops or c.actual_flops else ""
+        rows.append((c.layer, _shape(c.expected_shape), params, flops, "ok" if c.ok else "; ".join(c.problems)))
+    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(4)]
+    lines = [f"verify {report.net} at {sizes}", ""]
+    for r in (head, *rows):
+        lines.append("  ".join(str(r[i]).ljust(widths[i]) if i == 0 or i == 1 else str(r[i]).rjust(widths[i])
+                               for i in range(4)) + "  " + r[4])
+    lines.append("")
+    for what, want, got in report.totals:
+        status = "ok" if want == got else f"MISMATCH: torch {got}"
+        shown = f"{want:,}" if isinstance(want, int) else ", ".join(_shape(s) for s in want)
+        lines.append(f"{what}: {shown} {status}")
+    bad = len(report.failures) + len(report.total_failures)
+    lines.append("all layers match the analysis" if not bad else f"{len(report.failures)} layer(s) differ")
+    return "\n".join(lines) + "\n"

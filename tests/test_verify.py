@@ -1,0 +1,216 @@
+"""archplan verify: the generated model, run in torch, agrees with the analysis layer by layer.
+
+PyTorch is the oracle. Every example and a few hundred random small nets (convs, pools, norms, linears,
+add/concat skips, upsampling, blocks with repeat, first: and when:) must match in shape, parameters,
+buffers and FLOPs; this is the project's strongest test of both the op rules and the code generator.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import archplan
+from archplan.cli import cli
+from archplan.verify import format_report, verify
+
+pytest.importorskip("torch")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_verifies(name):
+    report = verify(archplan.load(ROOT / "examples" / f"{name}.yaml"))
+    assert report.ok, format_report(report, everything=False)
+    assert all(c.actual_shape is not None for c in report.layers)
+
+
+def test_cli_exit_codes_and_table():
+    ok = CliRunner().invoke(cli, ["verify", str(ROOT / "examples" / "resnet18.yaml")])
+    assert ok.exit_code == 0, ok.output
+    assert "layer1.0.add" in ok.output and "all layers match the analysis" in ok.output
+
+
+def test_cli_reports_a_wrong_rule(monkeypatch):
+    from archplan.ops.dense import Linear
+
+    monkeypatch.setattr(Linear, "param_count", lambda self, a, ins: ins[0][-1] * a.out_features)  # forgets bias
+    result = CliRunner().invoke(cli, ["verify", str(ROOT / "examples" / "lenet.yaml")])
+    assert result.exit_code == 1
+    assert "fc1" in result.output and "params 400,500 != predicted 400,000" in result.output
+    assert "conv1" not in result.output  # only the differing layers are listed
+
+
+def test_without_torch_one_line_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    result = CliRunner().invoke(cli, ["verify", str(ROOT / "examples" / "lenet.yaml")])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "pip install archplan[torch]" in result.output
+
+
+# -- random nets -----------------------------------------------------------------------------------------
+
+BLOCKS = """
+blocks:
+  res:
+    args: {c: null, s: 1, proj: false, k: 3}
+    layers:
+      - {name: conv1, op: conv2d, out_channels: c, kernel_size: k, stride: s, padding: same, bias: false}
+      - {name: bn1, op: batchnorm2d}
+      - {name: act, op: relu}
+      - {name: conv2, op: conv2d, out_channels: c, kernel_size: 3, padding: 1}
+      - {name: short, op: conv2d, in: input, out_channels: c, kernel_size: 1, stride: s, when: proj}
+      - {name: add, op: add, in: [conv2, short]}
+  mix:
+    args: {c: null, wide: false}
+    inputs: [x, skip]
+    layers:
+      - {name: up, op: convtranspose2d, in: x, out_channels: c, kernel_size: 2, stride: 2}
+      - {name: cat, op: concat, in: [up, skip]}
+      - {name: extra, op: conv2d, out_channels: "2*c", kernel_size: 1, when: wide}
+      - {name: conv, op: conv2d, out_channels: c, kernel_size: 3, padding: 1}
+      - {name: gn, op: groupnorm, num_groups: 1}
+  inner:
+    args: {c: null}
+    layers:
+      - {name: body, block: res, args: {c: c, proj: true}}
+      - {name: pool, op: avgpool2d, kernel_size: 1}
+"""
+
+
+class RandomNet:
+    """YAML text for a random valid-looking net; shapes are tracked to keep most samples valid."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.lines: list[str] = []
+        self.count = 0
+        self.c = self.rng.choice([1, 3, 4])
+        self.h = self.rng.randint(6, 20)
+        self.w = self.rng.randint(6, 20)
+        self.seen: list[tuple[str, int, int, int]] = [("image", self.c, self.h, self.w)]
+
+    def name(self) -> str:
+        self.count += 1
+        return f"l{self.count}"
+
+    def add(self, text: str, c: int, h: int, w: int, named: bool = True) -> None:
+        name = self.name()
+        self.lines.append(f"  - {{name: {name}, {text}}}" if named else f"  - {{{text}}}")
+        self.c, self.h, self.w = c, h, w
+        if named:
+            self.seen.append((name, c, h, w))
+
+    def step(self) -> None:
+        r, c, h, w = self.rng, self.c, self.h, self.w
+        kinds = ["conv", "conv", "pool", "norm", "act", "skip", "cat", "up", "res", "mix", "inner", "pad",
+                 "tconv", "drop"]
+        kind = "mix" if any(s[2:] == (2 * h, 2 * w) for s in self.seen) and r.random() < 0.3 else r.choice(kinds)
+        if kind == "conv":
+            k, s = r.choice([1, 2, 3, 5]), r.choice([1, 1, 2])
+            pad = r.choice(["0", str(k // 2), "same", "valid"])
+            out = r.choice([2, 4, 6, 8])
+            groups = r.choice([g for g in (1, 2) if c % g == 0 and out % g == 0])
+            if pad == "same":
+                hh, ww = -(-h // s), -(-w // s)
+            else:
+                p = 0 if pad == "valid" else int(pad)
+                hh, ww = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            if min(hh, ww) >= 2:
+                self.add(f"op: conv2d, out_channels: {out}, kernel_size: {k}, stride: {s}, padding: {pad}, "
+                         f"groups: {groups}, bias: {r.choice(['true', 'false'])}", out, hh, ww)
+        elif kind == "pool" and min(h, w) >= 4:
+            op, k = r.choice(["maxpool2d", "avgpool2d"]), r.choice([2, 3])
+            ceil = r.choice(["true", "false"])
+
+            def size(n):
+                return -(-(n - k) // k) + 1 if ceil == "true" else (n - k) // k + 1
+
+            self.add(f"op: {op}, kernel_size: {k}, ceil_mode: {ceil}", c, size(h), size(w), named=r.random() < 0.8)
+        elif kind == "norm":
+            self.add(r.choice(["op: batchnorm2d", "op: groupnorm, num_groups: 1", "op: batchnorm2d, affine: false"]),
+                     c, h, w)
+        elif kind == "act":
+            self.add("op: " + r.choice(["relu", "gelu", "tanh", "sigmoid", "leakyrelu", "silu", "hardswish"]), c, h,
+                     w, named=r.random() < 0.7)
+        elif kind == "drop":
+            self.add(f"op: dropout, p: {r.choice([0.1, 0.5])}", c, h, w)
+        elif kind in ("skip", "cat"):
+            same = [s for s in self.seen[:-1] if s[2:] == (h, w) and (kind == "cat" or s[1] == c)]
+            if same:
+                other = r.choice(same)
+                op = "add" if kind == "skip" else "concat"
+                channels = c if kind == "skip" else c + other[1]
+                last = self.seen[-1][0]
+                self.add(f"op: {op}, in: [{last}, {other[0]}]", channels, h, w)
+        elif kind == "up" and max(h, w) <= 16:
+            mode = r.choice(["nearest", "bilinear"])
+            self.add(f"op: upsample, scale_factor: 2, mode: {mode}", c, 2 * h, 2 * w)
+        elif kind == "pad":
+            self.add("op: zeropad2d, padding: [1, 0, 2, 1]", c, h + 3, w + 1)
+        elif kind == "tconv" and max(h, w) <= 16:
+            out = r.choice([2, 4])
+            self.add(f"op: convtranspose2d, out_channels: {out}, kernel_size: 3, stride: 2, padding: 1, "
+                     f"output_padding: 1", out, 2 * h, 2 * w)
+        elif kind == "res":
+            out, s, n = r.choice([c, 4, 8]), r.choice([1, 2]), r.choice([1, 2, 3])
+            hh, ww = -(-h // s), -(-w // s)
+            proj = "true" if (out != c or s != 1) else r.choice(["true", "false"])
+            repeat = f", repeat: {n}" if n > 1 or r.random() < 0.5 else ""
+            first = f", first: {{s: {s}, proj: {proj}}}" if repeat else ""
+            args = f"c: {out}, k: {r.choice([1, 3])}" + ("" if repeat else f", s: {s}, proj: {proj}")
+            self.add(f"block: res, args: {{{args}}}{first}{repeat}", out, hh, ww)
+        elif kind == "mix" and max(h, w) <= 16:
+            skips = [s for s in self.seen if s[2:] == (2 * h, 2 * w)]
+            if skips:
+                skip = r.choice(skips)
+                out = r.choice([2, 4])
+                wide = r.choice(["true", "false"])
+                self.add(f"block: mix, args: {{c: {out}, wide: {wide}}}, in: [{self.seen[-1][0]}, {skip[0]}]", out,
+                         2 * h, 2 * w)
+        elif kind == "inner":
+            out = r.choice([4, 6])
+            self.add(f"block: inner, args: {{c: {out}}}", out, h, w)
+
+    def text(self) -> str:
+        for _ in range(self.rng.randint(3, 9)):
+            self.step()
+        head = self.rng.random() < 0.6
+        if head:
+            self.add("op: adaptiveavgpool2d, output_size: 1", self.c, 1, 1)
+            self.add("op: flatten", self.c, 1, 1)
+            self.add(f"op: linear, out_features: {self.rng.choice([3, 10])}", 0, 0, 0)
+        return (f"archplan: 1\nname: random_net\nsymbols: {{N: {{}}}}\ninputs:\n  image: [N, 3, {self.h0}, "
+                f"{self.w0}]\n" + BLOCKS + "layers:\n" + "\n".join(self.lines) + "\n")
+
+    def build(self) -> str:
+        self.h0, self.w0 = self.h, self.w
+        self.c = 3
+        self.seen = [("image", 3, self.h, self.w)]
+        return self.text()
+
+
+def test_random_nets_verify(tmp_path):
+    from archplan.codegen import generate_sources
+
+    checked, skipped = 0, []
+    for seed in range(120):
+        text = RandomNet(seed).build()
+        net = archplan.loads(text, f"random-{seed}.yaml")
+        if not net.analyze({"N": 1}).ok:
+            skipped.append(seed)
+            continue
+        report = verify(net)
+        assert report.ok, f"seed {seed}:\n{text}\n{format_report(report, everything=False)}"
+        (tmp_path / f"model_{seed}.py").write_text(generate_sources(net).files["model.py"])
+        checked += 1
+    assert checked >= 90, f"only {checked} random nets were valid (invalid seeds: {skipped})"
+    from test_generate import assert_ruff_clean
+
+    assert_ruff_clean(tmp_path)
