@@ -75,15 +75,19 @@ class Net:
         from .build import lower
         from .ir import Graph
 
-        if self.spec is None:
-            empty = Graph("", "", {}, {}, (), {}, {}, {}, path=self.path)
-            result = Analysis(empty, [], {}, {}, {}, list(self.problems), dtype=dtype)
+        problems = list(self.problems)
+        graph = None
+        if self.spec is not None:
+            graph, lowering = lower(self.spec, values or {})
+            problems += lowering
+        if graph is None:  # nothing to analyse: report the problems on an empty net
             from .analysis import totals
 
+            empty = Graph(self.spec.name if self.spec else "", "", {}, {}, (), {}, {}, {}, path=self.path)
+            result = Analysis(empty, [], {}, {}, {}, problems, dtype=dtype)
             result.totals = totals(result)
             return result
-        graph, problems = lower(self.spec, values or {})
-        result = analyze_graph(graph, dtype, self.problems + problems)
+        result = analyze_graph(graph, dtype, problems)
         if strict:
             result.errors.extend(w.as_error() for w in result.warnings)
             result.warnings = []

@@ -70,8 +70,115 @@ def check(path: str, values: dict, fmt: str, strict: bool, dtype: str) -> None:
     sys.exit(EXIT_OK if result.ok else EXIT_ERRORS)
 
 
+def _parse_show(ctx, param, value) -> tuple:
+    from .diagram import SHOW_CHOICES  # light: no graphviz or sympy import at module level
+
+    items = tuple(s.strip() for s in (value or "").split(",") if s.strip())
+    for item in items:
+        if item not in SHOW_CHOICES:
+            raise click.BadParameter(f"expected a comma-separated list of {', '.join(SHOW_CHOICES)}, "
+                                     f"received {item!r}")
+    return items
+
+
+@cli.command()
+@file_argument
+@set_option
+@click.option("-o", "--output", metavar="FILE", help="Diagram file (svg, png, pdf or dot); '-' writes DOT to stdout.")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]),
+              help="Diagram format (default: from the output file's extension).")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
+              help="Flow top to bottom or left to right.")
+@click.option("--depth", type=click.IntRange(min=0), metavar="K",
+              help="Collapse blocks nested deeper than K (0: each top-level block use is one node).")
+@click.option("--show", callback=_parse_show, metavar="LIST", help="Extra figures on layers: params,macs,rf.")
+@click.option("--chart", metavar="FILE", help="Also write a per-layer params/MACs chart (needs matplotlib).")
+def render(path: str, values: dict, output: str | None, fmt: str | None, rankdir: str, depth: int | None,
+           show: tuple, chart: str | None) -> None:
+    """Draw the net: layers with shapes and costs, blocks as clusters, errors in red.
+
+    Exit status: 0 drawn, 1 errors in the file (still drawn when possible) or no layout program, 2 usage errors.
+    """
+    from .drawing import format_for, run_render
+
+    if output is None and chart is None:
+        raise click.UsageError("give -o FILE for a diagram and/or --chart FILE for a cost chart")
+    if output is not None:
+        try:
+            fmt = format_for(output, fmt)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        if output == "-" and fmt != "dot":
+            raise click.UsageError("-o - writes DOT only; give a file name for svg, png or pdf")
+    net = load_net(path, values)
+    code = run_render(net, values, output, fmt, rankdir, depth, show, chart, echo=click.echo)
+    sys.exit(code)
+
+
+@cli.command()
+@file_argument
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False), metavar="OUTDIR",
+              help="Folder for model.py, train.py, README.md and test_model.py.")
+@set_option
+@click.option("--force", is_flag=True, help="Write into a non-empty OUTDIR (overwrites the generated files).")
+def generate(path: str, outdir: str, values: dict, force: bool) -> None:
+    """Write readable PyTorch code for the net: model.py, train.py, README.md and test_model.py.
+
+    Exit status: 0 written, 1 errors (nothing written), 2 usage errors.
+    """
+    from .codegen import generate_sources, write
+    from .codegen_text import CodegenError
+    from .errors import ArchplanError
+
+    net = load_net(path, values)
+    try:
+        generated = generate_sources(net, values)
+        written = write(generated.files, outdir, force)
+    except (ArchplanError, CodegenError) as exc:
+        click.echo(f"error: {exc}" if isinstance(exc, CodegenError) else str(exc), err=True)
+        sys.exit(EXIT_ERRORS)
+    for note in generated.sizes.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"wrote {', '.join(p.name for p in written)} to {outdir}")
+
+
+@cli.command()
+@file_argument
+@set_option
+@click.option("--all", "everything", is_flag=True, help="List every layer, not only those that differ.")
+def verify(path: str, values: dict, everything: bool) -> None:
+    """Build the generated model in PyTorch and compare shapes, parameters and FLOPs with the analysis.
+
+    Exit status: 0 everything matches, 1 differences or errors, 2 usage errors.
+    """
+    from .codegen_text import CodegenError
+    from .errors import ArchplanError
+    from .verify import TorchMissing, format_report, verify as run_verify
+
+    net = load_net(path, values)
+    try:
+        report = run_verify(net, values)
+    except TorchMissing as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_ERRORS)
+    except (ArchplanError, CodegenError) as exc:
+        click.echo(f"error: {exc}" if isinstance(exc, CodegenError) else str(exc), err=True)
+        sys.exit(EXIT_ERRORS)
+    click.echo(format_report(report, everything or report.ok), nl=False)
+    sys.exit(EXIT_OK if report.ok else EXIT_ERRORS)
+
+
 def main() -> None:
-    cli(prog_name="archplan")
+    try:
+        cli(prog_name="archplan")
+    except Exception as exc:  # a bug in archplan, not in the user's file: one line, no traceback
+        click.echo(f"archplan: internal error: {exc!r}; please report it with the YAML file "
+                   "(set ARCHPLAN_DEBUG=1 for the traceback)", err=True)
+        import os
+
+        if os.environ.get("ARCHPLAN_DEBUG"):
+            raise
+        sys.exit(EXIT_ERRORS)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,10 @@ def test_strict_turns_warnings_into_errors():
     net = archplan.loads(text)
     assert net.analyze().ok and net.analyze().warnings
     assert not net.analyze(strict=True).ok
+
+
+def test_huge_expansion_is_refused():
+    text = ("archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nblocks:\n  b:\n    layers:\n      - {op: relu}\n"
+            "layers:\n  - {block: b, repeat: 200000}\n")
+    (error,) = problems(text)
+    assert "expands to more than" in error.message
