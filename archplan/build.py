@@ -9,7 +9,7 @@ from .errors import Problem, RuleError
 from .ir import Graph, Node, Scope, SymbolInfo, topological_order
 from .spec import REQUIRED, LayerSpec, NetSpec, Pos, suggest
 
-MAX_NODES = 100_000
+MAX_NODES = 50_000
 
 
 class _Lowering:
@@ -189,6 +189,8 @@ class _Lowering:
                        f"received {len(inputs)}", spec.pos, full)
             return
         repeat = self.repeat_count(spec, env, full)
+        if len(self.nodes) + repeat * len(block.layers) > MAX_NODES:
+            raise _TooMany()
         self.block_paths[full] = block.name
         output = inputs[0]
         for index in range(repeat):
