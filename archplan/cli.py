@@ -168,6 +168,17 @@ def verify(path: str, values: dict, everything: bool) -> None:
     sys.exit(EXIT_OK if report.ok else EXIT_ERRORS)
 
 
+@cli.command()
+@click.argument("name", required=False)
+def ops(name: str | None) -> None:
+    """List the supported ops, or one op's arguments and defaults."""
+    from .catalog import describe
+
+    text, known = describe(name)
+    click.echo(text, nl=False)
+    sys.exit(EXIT_OK if known else EXIT_USAGE)
+
+
 def main() -> None:
     try:
         cli(prog_name="archplan")

@@ -16,7 +16,7 @@ from .report import human, rf_text, shape_text, short
 
 SHOW_CHOICES = ("params", "macs", "rf")
 FAMILY_COLOURS = {  # op family -> fill colour (ColorBrewer Pastel1/Set3, readable with black text)
-    "conv": "#b3cde3", "pool": "#ccebc5", "linear": "#fed9a6", "norm": "#fff2ae", "activation": "#fbb4ae",
+    "conv": "#b3cde3", "pool": "#ccebc5", "linear": "#fed9a6", "norm": "#fff2ae", "activation": "#c9ebe6",
     "dropout": "#e5d8bd", "merge": "#decbe4", "reshape": "#f2f2f2", "other": "#ffffff",
 }
 BLOCK_COLOUR = "#e0e0e0"

@@ -109,3 +109,11 @@ def test_reference_text_arithmetic(tmp_path):
                         f"layers:\n  - {{op: conv2d, out_channels: 4, {args}}}\n")
         doc = json.loads(run("check", str(path), "--format", "json").output)
         assert list(doc["outputs"].values())[0][2:] == [want, want], args
+
+
+def test_ops_lists_the_registry():
+    listing = run("ops")
+    assert listing.exit_code == 0 and "Conv2d" in listing.output and "ZeroPad2d" in listing.output
+    conv = run("ops", "conv_2d")
+    assert "out_channels" in conv.output and "in_channels" in conv.output and "inferred" in conv.output
+    assert run("ops", "nosuchop").exit_code == 2
