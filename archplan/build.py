@@ -12,6 +12,26 @@ from .spec import REQUIRED, LayerSpec, NetSpec, Pos, suggest
 MAX_NODES = 50_000
 
 
+def local_names(layers: tuple, taken: set) -> list[str]:
+    """Each layer's name in its scope; unnamed layers get <op>_<k> (conv2d_1, ...) avoiding taken names."""
+    counters: dict[str, int] = {}
+    explicit = {s.name for s in layers if s.name}
+    names = set(taken)
+    out = []
+    for spec in layers:
+        local = spec.name
+        if local is None:
+            base = (spec.op or spec.block).lower()
+            while True:
+                counters[base] = counters.get(base, 0) + 1
+                local = f"{base}_{counters[base]}"
+                if local not in names and local not in explicit:
+                    break
+        names.add(local)
+        out.append(local)
+    return out
+
+
 class _Lowering:
     def __init__(self, spec: NetSpec, values: dict[str, int]):
         self.spec = spec
@@ -99,19 +119,9 @@ class _Lowering:
         return previous
 
     def local_names(self, layers: tuple, prefix: str, namespace: dict) -> list:
-        counters: dict[str, int] = {}
-        explicit = {s.name for s in layers if s.name}
         out = []
-        for spec in layers:
-            local = spec.name
-            if local is None:
-                base = (spec.op or spec.block).lower()
-                while True:
-                    counters[base] = counters.get(base, 0) + 1
-                    local = f"{base}_{counters[base]}"
-                    if local not in namespace and local not in explicit:
-                        break
-            elif local in namespace:
+        for spec, local in zip(layers, local_names(layers, set(namespace))):
+            if spec.name is not None and local in namespace:
                 self.error(f"duplicate name {local!r} in this scope", spec.pos, local)
             full = f"{prefix}{local}"
             namespace[local] = full

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .build import local_names
 from .codegen_text import CodegenError, identifier
 from .ir import Graph, Node
 from .spec import BlockSpec, LayerSpec, NetSpec
@@ -34,25 +35,6 @@ class Container:
     input_full: tuple  # graph tensors bound to them
     entries: list = field(default_factory=list)
     output: str = ""  # variable holding the output (block) -- the net uses graph.outputs
-
-
-def local_names(layers: tuple, taken: set) -> list[str]:
-    """The names lowering gives layers (unnamed ones: conv2d_1, ...), reproduced exactly."""
-    counters: dict[str, int] = {}
-    namespace = set(taken)
-    out = []
-    for spec in layers:
-        local = spec.name
-        if local is None:
-            base = (spec.op or spec.block).lower()
-            while True:
-                counters[base] = counters.get(base, 0) + 1
-                local = f"{base}_{counters[base]}"
-                if local not in namespace and all(local != s.name for s in layers):
-                    break
-        namespace.add(local)
-        out.append(local)
-    return out
 
 
 class _Walk:
