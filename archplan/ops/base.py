@@ -202,6 +202,11 @@ def register(cls: type[Op]) -> type[Op]:
     return cls
 
 
+def variant(base: type[Op], name: str, **attrs) -> type[Op]:
+    """Register a subclass of a family (Conv1d/2d/3d, MaxPool2d, ...) that differs only in class attributes."""
+    return register(type(name, (base,), {"name": name, "__qualname__": name, **attrs}))
+
+
 def lookup(name: str) -> type[Op] | None:
     return _REGISTRY.get(normalize_name(name))
 
@@ -218,4 +223,4 @@ def closest(name: str) -> str | None:
 
 
 __all__ = ["Op", "Args", "AxisRF", "Module", "Expression", "Needs", "register", "lookup", "closest", "all_ops",
-           "window_rf", "upsampled_rf", "format_shape", "MISSING", "Shape"]
+           "variant", "window_rf", "upsampled_rf", "format_shape", "MISSING", "Shape"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import dims
 from ..errors import RuleError
 from . import windows as w
-from .base import Module, Op, register, upsampled_rf, window_rf
+from .base import Module, Op, upsampled_rf, variant, window_rf
 from .params import Bool, Choice, Dim, Int, Ints, Padding
 
 
@@ -108,19 +108,8 @@ class ConvNd(Op):
         return Module(ctor, tuple(kwargs), helpers)
 
 
-def _conv(n: int) -> type:
-    @register
-    class Conv(ConvNd):
-        name = f"Conv{n}d"
-        params = ConvNd.schema(n)
-        ranks = (n + 2,)
-
-    Conv.n = n
-    Conv.__qualname__ = Conv.__name__ = f"Conv{n}d"
-    return Conv
-
-
-Conv1d, Conv2d, Conv3d = _conv(1), _conv(2), _conv(3)
+Conv1d, Conv2d, Conv3d = (variant(ConvNd, f"Conv{n}d", n=n, params=ConvNd.schema(n), ranks=(n + 2,))
+                          for n in (1, 2, 3))
 
 
 class ConvTransposeNd(Op):
@@ -192,15 +181,6 @@ class ConvTransposeNd(Op):
         return Module(f"nn.{self.name}", tuple(kwargs))
 
 
-def _conv_transpose(n: int) -> type:
-    @register
-    class ConvTranspose(ConvTransposeNd):
-        name = f"ConvTranspose{n}d"
-        params = ConvTransposeNd.schema(n)
-        ranks = (n + 2,)
-
-    ConvTranspose.__qualname__ = ConvTranspose.__name__ = f"ConvTranspose{n}d"
-    return ConvTranspose
-
-
-ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = _conv_transpose(1), _conv_transpose(2), _conv_transpose(3)
+ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = (
+    variant(ConvTransposeNd, f"ConvTranspose{n}d", params=ConvTransposeNd.schema(n), ranks=(n + 2,))
+    for n in (1, 2, 3))

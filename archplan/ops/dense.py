@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import dims
 from ..errors import RuleError
-from .base import Module, Op, format_shape, register
+from .base import Module, Op, format_shape, register, variant
 from .params import Bool, Dim, Float, Int, Sizes
 
 
@@ -68,13 +68,7 @@ class BatchNormNd(Op):
 
 
 def _batchnorm(n: int, ranks: tuple) -> type:
-    @register
-    class BatchNorm(BatchNormNd):
-        name = f"BatchNorm{n}d"
-
-    BatchNorm.ranks = ranks
-    BatchNorm.__qualname__ = BatchNorm.__name__ = BatchNorm.name
-    return BatchNorm
+    return variant(BatchNormNd, f"BatchNorm{n}d", ranks=ranks)
 
 
 BatchNorm1d, BatchNorm2d, BatchNorm3d = _batchnorm(1, (2, 3)), _batchnorm(2, (4,)), _batchnorm(3, (5,))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import dims
 from . import windows as w
-from .base import Module, Op, register, window_rf
+from .base import Module, Op, variant, window_rf
 from .params import Bool, Int, Ints, Padding, Sizes
 
 
@@ -82,15 +82,8 @@ class PoolNd(Op):
 
 
 def _pool(kind: str, n: int) -> type:
-    @register
-    class Pool(PoolNd):
-        name = f"{kind.capitalize()}Pool{n}d"
-        params = PoolNd.schema(n, kind)
-        ranks = (n + 2,)
-
-    Pool.kind, Pool.n = kind, n
-    Pool.__qualname__ = Pool.__name__ = Pool.name
-    return Pool
+    return variant(PoolNd, f"{kind.capitalize()}Pool{n}d", kind=kind, n=n, params=PoolNd.schema(n, kind),
+                   ranks=(n + 2,))
 
 
 MaxPool1d, MaxPool2d, MaxPool3d = _pool("max", 1), _pool("max", 2), _pool("max", 3)
@@ -121,15 +114,9 @@ class AdaptivePoolNd(Op):
 
 
 def _adaptive(kind: str, n: int) -> type:
-    @register
-    class Adaptive(AdaptivePoolNd):
-        name = f"Adaptive{kind.capitalize()}Pool{n}d"
-        params = {"output_size": Sizes(n=n, allow_none=True, doc="output size, e.g. output_size: 1")}
-        ranks = (n + 2,)
-
-    Adaptive.kind, Adaptive.n = kind, n
-    Adaptive.__qualname__ = Adaptive.__name__ = Adaptive.name
-    return Adaptive
+    output_size = Sizes(n=n, allow_none=True, doc="output size, e.g. output_size: 1")
+    return variant(AdaptivePoolNd, f"Adaptive{kind.capitalize()}Pool{n}d", kind=kind, n=n,
+                   params={"output_size": output_size}, ranks=(n + 2,))
 
 
 AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = (_adaptive("avg", n) for n in (1, 2, 3))
