@@ -8,7 +8,7 @@ from typing import Any
 from . import dims
 from .errors import Problem, RuleError
 from .ir import Graph, Node
-from .ops.base import AxisRF, Needs, format_shape
+from .ops.base import AxisRF, format_shape
 from .lint import graph_warnings
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -70,7 +70,9 @@ class Analysis:
         return next(r for r in self.layers if r.name == name)
 
 
-class _Recorder(Needs):
+class _Recorder:
+    """Implements ops.base.Needs."""
+
     def __init__(self, node: Node | None, conditions: list):
         self.node = node
         self.conditions = conditions

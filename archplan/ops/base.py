@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Protocol, Sequence
 
 from .. import dims
 from ..errors import RuleError
@@ -70,17 +70,14 @@ class Args(dict):
             raise AttributeError(name) from None
 
 
-class Needs:
+class Needs(Protocol):
     """Where op rules state conditions that may depend on symbols; analysis decides them."""
 
-    def equal(self, a: Any, b: Any, message: str) -> None:
-        raise NotImplementedError
+    def equal(self, a: Any, b: Any, message: str) -> None: ...
 
-    def positive(self, x: Any, message: str) -> None:
-        raise NotImplementedError
+    def positive(self, x: Any, message: str) -> None: ...
 
-    def divisible(self, x: Any, d: int, message: str) -> None:
-        raise NotImplementedError
+    def divisible(self, x: Any, d: int, message: str) -> None: ...
 
 
 class Op:
