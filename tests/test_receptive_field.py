@@ -1,0 +1,78 @@
+"""Receptive fields against torch: the input pixels an output pixel's gradient reaches.
+
+With all-positive weights nothing cancels, so the support of d out[i] / d input is exactly the field
+[i*S - P, i*S - P + r - 1] (clipped to the image), which checks size r, jump S and padding P together.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from oracle import analyze, build  # noqa: E402
+
+def conv(k, s, p, d):
+    return f"{{op: conv2d, out_channels: 1, kernel_size: {k}, stride: {s}, padding: {p}, dilation: {d}}}"
+
+
+def pool(k, s, p):
+    return f"{{op: avgpool2d, kernel_size: {k}, stride: {s}, padding: {min(p, k // 2)}}}"
+
+
+def layers(tiling: bool):
+    """Windows that tile (kernel >= stride, no dilation) leave no holes: the field is exactly the gradient's
+    support. Otherwise the field is its hull."""
+    stride = st.integers(1, 2) if tiling else st.integers(1, 3)
+    dilation = st.just(1) if tiling else st.integers(1, 2)
+    return st.one_of(
+        st.builds(conv, st.integers(2, 4), stride, st.integers(0, 2), dilation),
+        st.builds(pool, st.integers(2, 3) if tiling else st.integers(1, 3), stride, st.integers(0, 1)),
+        st.just("{op: relu}"),
+        st.just("{op: zeropad2d, padding: [2, 0, 1, 0]}"),
+    )
+
+
+def support(grad) -> tuple[int, int] | None:
+    rows = torch.nonzero(grad.abs().sum(dim=(0, 1, 3)) > 0).flatten()
+    return (int(rows.min()), int(rows.max())) if len(rows) else None
+
+
+@settings(max_examples=40, deadline=None)
+@given(net=st.lists(layers(tiling=True), min_size=1, max_size=5), pick=st.floats(0.3, 0.7))
+def test_receptive_field_is_the_gradient_support(net, pick):
+    found, field = gradient_support(net, pick)
+    if field is not None:
+        assert found == field, net
+
+
+@settings(max_examples=40, deadline=None)
+@given(net=st.lists(layers(tiling=False), min_size=1, max_size=5), pick=st.floats(0.3, 0.7))
+def test_receptive_field_contains_the_gradient_support(net, pick):
+    """With gaps (kernel < stride) the field is the hull of what the pixel reads."""
+    found, field = gradient_support(net, pick)
+    if field is not None and found is not None:
+        assert field[0] <= found[0] and found[1] <= field[1], net
+
+
+def gradient_support(layers, pick):
+    """(rows of the input the gradient reaches, rows the analysis' field covers), or (None, None)."""
+    size = 96
+    result = analyze(layers, [1, 1, size, size])
+    if not result.ok:
+        return None, None
+    x = torch.ones(1, 1, size, size, requires_grad=True)
+    out, shape = x, (1, 1, size, size)
+    for row in result.layers:
+        module = build(row, [shape])
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.constant_(module.weight, 1.0)
+            torch.nn.init.zeros_(module.bias)
+        out, shape = module(out), row.output_shape
+    i = int(pick * (shape[2] - 1))
+    out[0, 0, i, shape[3] // 2].backward()
+    rf = result.layers[-1].receptive_field[0]
+    start = i * rf.stride - rf.padding
+    return support(x.grad), (max(start, 0), min(start + rf.size - 1, size - 1))
