@@ -18,7 +18,7 @@ from .codegen_tree import Container, iter_containers, net_outputs, walk
 from .errors import ArchplanError
 
 TEMPLATES = ("model.py", "train.py", "README.md", "test_model.py")
-HELPER_CTORS = ("Conv1dSame", "Conv2dSame", "Conv3dSame")
+HELPER_CTORS = tuple(f"{kind}{n}dSame" for kind in ("Conv", "MaxPool", "AvgPool") for n in (1, 2, 3))
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 

@@ -44,7 +44,7 @@ def test_all_errors_are_collected_with_lines_and_layers():
     ("{op: conv2d, out_channels: 8, kernel_size: 3, bias: 1}", "expected true or false"),
     ("{op: conv2d, out_channels: 8, kernel_size: 3, groups: 2}", "divisible by groups"),
     ("{op: conv2d, out_channels: eight, kernel_size: 3}", "unknown name 'eight'"),
-    ("{op: maxpool2d, kernel_size: 2, padding: same}", "'same' is not supported here"),
+    ("{op: maxpool2d, kernel_size: 2, padding: full}", "'full' is not supported here"),
     ("{op: maxpool2d, kernel_size: 2, padding: 2}", "more than half the kernel size"),
     ("{op: linear}", "requires the argument 'out_features'"),
     ("{op: linear, out_features: 10, in_features: 7}", "in_features mismatch: expected 32"),

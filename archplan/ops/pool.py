@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import dims
+from ..errors import RuleError
 from . import windows as w
 from .base import Module, Op, variant, window_rf
 from .params import Bool, Int, Ints, Padding, Sizes
@@ -18,7 +19,8 @@ class PoolNd(Op):
         params = {
             "kernel_size": Ints(n=n, doc="window size, e.g. kernel_size: 2"),
             "stride": Ints(default=None, n=n, doc="defaults to kernel_size"),
-            "padding": Padding(default=(0,) * n, n=n, modes=("valid",)),
+            "padding": Padding(default=(0,) * n, n=n, modes=("valid", "same"),
+                               doc="int, list, valid, or same (TensorFlow: output = ceil(input / stride))"),
             "ceil_mode": Bool(default=False),
         }
         if kind == "max":
@@ -34,24 +36,36 @@ class PoolNd(Op):
             values["stride"] = values["kernel_size"]
         if values["padding"] == "valid":
             values["padding"] = (0,) * len(values["kernel_size"])
-        w.check_pool_padding(values["padding"], values["kernel_size"])
+        if values["padding"] == "same":
+            if values["ceil_mode"] or values.get("divisor_override") is not None:
+                raise RuleError("padding 'same' already keeps the partial windows; it takes no ceil_mode or "
+                                "divisor_override")
+        else:
+            w.check_pool_padding(values["padding"], values["kernel_size"])
         return values
 
     def _dilation(self, a, i: int) -> int:
         return a.dilation[i] if "dilation" in a else 1
 
+    def pads(self, a, shape) -> list:
+        return [w.pad_pair(a.padding, i, size, a.kernel_size[i], a.stride[i], self._dilation(a, i))
+                for i, size in enumerate(w.spatial(shape))]
+
     def output_shape(self, a, ins, need):
         x = ins[0]
+        if a.padding == "same":
+            return (*x[:2], *(w.same_output(size, a.stride[i]) for i, size in enumerate(w.spatial(x))))
         out = [w.window_out(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i),
                             a.ceil_mode) for i, size in enumerate(w.spatial(x))]
         return (*x[:2], *out)
 
     def receptive_field(self, a, rfs, ins):
-        return tuple(window_rf(rf, a.kernel_size[i], a.stride[i], a.padding[i], self._dilation(a, i))
+        pads = self.pads(a, ins[0])
+        return tuple(window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], self._dilation(a, i))
                      for i, rf in enumerate(rfs[0]))
 
     def border_loss(self, a, ins):
-        if a.ceil_mode:
+        if a.ceil_mode or a.padding == "same":
             return []
         return [w.border_loss(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i))
                 for i, size in enumerate(w.spatial(ins[0]))]
@@ -60,7 +74,9 @@ class PoolNd(Op):
         text = f"{self.kind}pool {w.times(a.kernel_size)}"
         if a.stride != a.kernel_size:
             text += f"/{w.compact(a.stride)}"
-        if max(a.padding) > 0:
+        if a.padding == "same":
+            text += " same"
+        elif max(a.padding) > 0:
             text += f" p{w.compact(a.padding)}"
         return text + (" ceil" if a.ceil_mode else "")
 
@@ -68,7 +84,8 @@ class PoolNd(Op):
         kwargs = [("kernel_size", w.compact(a.kernel_size))]
         if a.stride != a.kernel_size:
             kwargs.append(("stride", w.compact(a.stride)))
-        if max(a.padding) > 0:
+        same = a.padding == "same"
+        if not same and max(a.padding) > 0:
             kwargs.append(("padding", w.compact(a.padding)))
         if "dilation" in a and max(a.dilation) > 1:
             kwargs.append(("dilation", w.compact(a.dilation)))
@@ -78,6 +95,9 @@ class PoolNd(Op):
             kwargs.append(("count_include_pad", False))
         if a.get("divisor_override") is not None:
             kwargs.append(("divisor_override", a.divisor_override))
+        if same:  # a helper class pads like TensorFlow (asymmetric, padding never counted)
+            kwargs = [(k, v) for k, v in kwargs if k != "count_include_pad"]
+            return Module(f"{self.name}Same", tuple(kwargs), ("pool_same",))
         return Module(f"nn.{self.name}", tuple(kwargs))
 
 
