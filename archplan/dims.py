@@ -26,10 +26,6 @@ def is_size(x: Any) -> bool:
     return (isinstance(x, int) and not isinstance(x, bool)) or is_expr(x)
 
 
-def all_concrete(values) -> bool:
-    return all(isinstance(v, int) for v in values)
-
-
 def _sym():
     from . import symbols
 

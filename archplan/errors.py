@@ -14,9 +14,6 @@ class Problem:
     severity: str = "error"  # "error" or "warning"
     hint: str | None = None
 
-    def as_warning(self) -> Problem:
-        return replace(self, severity="warning")
-
     def as_error(self) -> Problem:
         return replace(self, severity="error")
 

@@ -155,10 +155,6 @@ def is_positive(x) -> bool | None:
     return True if (x - 1).is_nonnegative else None
 
 
-def free_names(x) -> set[str]:
-    return {s.name for s in _as_expr(x).free_symbols}
-
-
 class _Printer(StrPrinter):
     def _print_FloorDiv(self, expr):
         return f"floor({self._print(expr.args[0] / expr.args[1])})"
@@ -205,10 +201,3 @@ def to_parsable(x) -> str:
     """Like to_str, but names sympy would read as its own functions (N, S, E, ...) become Symbol('N'),
     so that sympy.sympify(text) gives back the same expression."""
     return _parsable.doprint(_tidy(x))
-
-
-def to_standard(x):
-    """Replace FloorDiv/CeilDiv by sympy's floor/ceiling (for tools that sympify our output)."""
-    x = _as_expr(x)
-    return x.replace(lambda e: isinstance(e, FloorDiv), lambda e: sympy.floor(e.args[0] / e.args[1])).replace(
-        lambda e: isinstance(e, CeilDiv), lambda e: sympy.ceiling(e.args[0] / e.args[1]))

@@ -126,3 +126,15 @@ def test_analysis_equals_torch_layer_by_layer(name):
     assert result.totals["params"] == ref.count_params(model)
     assert result.totals["macs"] == ref.count_macs(model, shape)
     assert list(result.outputs.values())[0] == tuple(out.shape)
+
+
+def test_graph_exports_to_networkx():
+    import networkx as nx
+
+    net = archplan.load(EXAMPLES / "resnet18.yaml")
+    graph = net.graph({"N": 1})
+    g = graph.to_networkx()
+    assert nx.is_directed_acyclic_graph(g)
+    assert g.number_of_nodes() == len(graph.nodes) + len(graph.inputs)
+    assert list(nx.topological_sort(g))[0] == "image"
+    assert g.in_degree("layer2.0.add") == 2
