@@ -22,8 +22,9 @@ PUBLISHED = {
     "mobilenet_v2": (3_504_872, 1000, 0.301, None),
     "densenet121": (7_978_856, 1000, 2.83, None),
     "squeezenet1_1": (1_235_496, 1000, 0.35, None),
+    "googlenet": (6_624_904, 1000, 1.5, None),
 }
-DIGITS = {"densenet121": 2, "squeezenet1_1": 2}  # torchvision publishes these GFLOPS with two decimals
+DIGITS = {"densenet121": 2, "squeezenet1_1": 2, "googlenet": 1}  # torchvision publishes these GFLOPS with two decimals
 
 
 def analyze(name: str, **values):
