@@ -157,7 +157,8 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
             recorder.positive(d, f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
                                  f"{format_shape(ins[0])} is too small for {op.describe(a)}")
     rf = None
-    if all(r is not None for r in in_rfs) and len(out) >= 3:
+    # a merge keeps the fields of its spatial paths (an SE gate [N, C, 1, 1] has none)
+    if any(r is not None for r in in_rfs) and len(out) >= 3:
         rf = op.receptive_field(a, in_rfs, ins)
         if rf is not None and len(rf) != len(out) - 2:
             rf = None

@@ -23,8 +23,10 @@ PUBLISHED = {
     "densenet121": (7_978_856, 1000, 2.83, None),
     "squeezenet1_1": (1_235_496, 1000, 0.35, None),
     "googlenet": (6_624_904, 1000, 1.5, None),
+    "efficientnet_b0": (5_288_548, 1000, 0.39, None),
 }
-DIGITS = {"densenet121": 2, "squeezenet1_1": 2, "googlenet": 1}  # torchvision publishes these GFLOPS with two decimals
+# decimals torchvision publishes these GFLOPS with
+DIGITS = {"densenet121": 2, "squeezenet1_1": 2, "googlenet": 1, "efficientnet_b0": 2}
 
 
 def analyze(name: str, **values):
@@ -62,6 +64,13 @@ def test_lenet_shapes_follow_the_reference_text():
     sides = [r.output_shape[2] for r in result.layers if r.node.op.family in ("conv", "pool")]
     assert sides == [24, 12, 8, 4]
     assert result.layers[0].output_shape == (1, 20, 24, 24)
+
+
+def test_squeeze_excitation_keeps_the_spatial_receptive_field():
+    result = analyze("efficientnet_b0")
+    scaled = result.layer("stage2.0.se_scale")  # depthwise map * a global [N, C, 1, 1] gate
+    assert scaled.receptive_field == result.layer("stage2.0.depthwise_act").receptive_field
+    assert not result.warnings
 
 
 def test_resnet50_batchnorm_statistics_are_buffers():
