@@ -106,7 +106,8 @@ def _reference():
 
 
 @pytest.mark.parametrize("name", ["lenet", "keras_mnist", "simple_convnet", "alexnet", "resnet18", "resnet50",
-                                  "unet", "mobilenet_v2"])
+                                  "unet", "mobilenet_v2", "densenet121", "squeezenet1_1", "googlenet",
+                                  "efficientnet_b0"])
 def test_analysis_equals_torch_layer_by_layer(name):
     """Parameters, MACs and output shape of each named module, measured in torch with forward hooks."""
     ref = _reference()

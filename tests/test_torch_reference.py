@@ -31,6 +31,10 @@ EXPECTED = {
     "resnet50": (25_557_032, 4.089, 3, (1, 1000)),
     "unet": (482_754, 0.145, 3, (1, 2, 64, 64)),
     "mobilenet_v2": (3_504_872, 0.301, 3, (1, 1000)),
+    "densenet121": (7_978_856, 2.83, 2, (1, 1000)),
+    "squeezenet1_1": (1_235_496, 0.35, 2, (1, 1000)),
+    "googlenet": (6_624_904, 1.5, 1, (1, 1000)),
+    "efficientnet_b0": (5_288_548, 0.39, 2, (1, 1000)),
 }
 
 PER_LAYER_PARAMS = {
@@ -128,16 +132,21 @@ PARAM_OPS = {
 FUNCTIONAL_OPS = {"add", "concat", "cat", "mul", "identity"}
 
 
+# what archplan's expression language offers besides arithmetic
+EXPR_NAMES = {"min": min, "max": max, "true": True, "false": False}
+
+
 def _value(v, env):
-    """Evaluate a YAML value: block argument / symbol names and arithmetic
-    strings are evaluated in ``env``; anything unresolvable is returned as is."""
+    """Evaluate a YAML value: block argument / symbol names and expression
+    strings (arithmetic, comparisons, and/or/not, min/max) are evaluated in
+    ``env``; anything unresolvable is returned as is."""
     if isinstance(v, str):
         if v in env:
             return env[v]
-        if re.fullmatch(r"[\w\s+\-*/%()]+", v):
+        if re.fullmatch(r"[\w\s+\-*/%()<>=!,]+", v):
             try:
-                return eval(v, {"__builtins__": {}}, dict(env))
-            except NameError:
+                return eval(v, {"__builtins__": {}}, {**EXPR_NAMES, **env})
+            except (NameError, SyntaxError):
                 return v
         return v
     if isinstance(v, list):
@@ -196,6 +205,7 @@ CHECKED_ATTRS = PAIR_ATTRS | {
     "output_size",
     "ceil_mode",
     "num_features",
+    "eps",
 }
 
 
@@ -287,12 +297,33 @@ def test_expand_follows_naming_rules():
     assert "ir1.expand_conv" not in attrs
 
 
-def test_mobilenet_v2_residual_adds_match():
-    """The `when: residual` adds are functional in torch; compare them with the
+@pytest.mark.parametrize(
+    "name,n_residual",
+    [
+        ("mobilenet_v2", 10),  # torchvision: 10 of the 17 blocks have a residual
+        ("efficientnet_b0", 9),  # torchvision: 9 of the 16 MBConv blocks
+    ],
+)
+def test_residual_adds_match(name, n_residual, models):
+    """The `when:` residual adds are functional in torch; compare them with the
     reference's ``residual`` flags (stride 1 and cin == c)."""
-    _, layers = yaml_layers("mobilenet_v2")
+    _, layers = yaml_layers(name)
     yaml_adds = {n.rsplit(".", 1)[0] for n, op, _ in layers if op == "add"}
-    mods = dict(REFERENCES["mobilenet_v2"][0]().named_modules())
+    mods = dict(models(name).named_modules())
     torch_adds = {n for n, m in mods.items() if getattr(m, "residual", False) is True}
     assert yaml_adds == torch_adds
-    assert len(torch_adds) == 10  # torchvision: 10 of the 17 blocks have a residual
+    assert len(torch_adds) == n_residual
+
+
+def test_expand_new_nets():
+    names = {n: a for n, _, a in yaml_layers("efficientnet_b0")[1]}
+    assert "stage1.expand" not in names and "stage2.0.expand" in names
+    assert names["stage2.0.se_fc1"]["out_channels"] == 4  # max(1, cin // 4)
+    assert names["stage6.1.depthwise"]["groups"] == 192 * 6
+    names = {n for n, _, _ in yaml_layers("densenet121")[1]}
+    assert "denseblock3.23.conv2" in names and "transition3.conv" in names
+    assert "transition4.conv" not in names
+    names = {n for n, _, _ in yaml_layers("googlenet")[1]}
+    assert "inception3a.branch2.conv" in names and "inception5b.branch4.bn" in names
+    names = {n for n, _, _ in yaml_layers("squeezenet1_1")[1]}
+    assert "fire2.expand3x3" in names and "fire9.squeeze" in names

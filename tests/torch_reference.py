@@ -4,8 +4,9 @@ Every builder returns an ``nn.Module`` whose submodule names mirror the
 hierarchical layer names of the matching ``examples/<name>.yaml`` (block
 instances become submodules, repeated blocks become ``nn.Sequential`` with
 children ``0``, ``1``, ...).  Layers that are functional in torch (add,
-concat) have no module.  No torchvision: the torchvision nets (AlexNet, VGG16,
-ResNet-18/50, MobileNetV2) are re-implemented layer by layer and have
+concat, mul) have no module.  No torchvision: the torchvision nets (AlexNet,
+VGG16, ResNet-18/50, MobileNetV2, DenseNet-121, SqueezeNet 1.1, GoogLeNet,
+EfficientNet-B0) are re-implemented layer by layer and have
 exactly torchvision's parameter counts and MACs.
 
 ``REFERENCES`` maps an example name to ``(builder, yaml path, input shape)``,
@@ -402,6 +403,284 @@ def mobilenet_v2(num_classes: int = 1000) -> nn.Module:
 
 
 # --------------------------------------------------------------------------
+# DenseNet-121
+# --------------------------------------------------------------------------
+
+
+class DenseLayer(nn.Module):
+    """torchvision _DenseLayer (BN-ReLU-1x1-BN-ReLU-3x3); the concat of the
+    input and the new features is the YAML's functional ``cat``."""
+
+    def __init__(self, cin: int, growth: int = 32, bn_size: int = 4):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(cin)
+        self.relu1 = nn.ReLU()
+        self.conv1 = nn.Conv2d(cin, bn_size * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth)
+        self.relu2 = nn.ReLU()
+        self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(self.relu1(self.norm1(x)))
+        y = self.conv2(self.relu2(self.norm2(y)))
+        return torch.cat([x, y], dim=1)
+
+
+def _dense_block(cin: int, n: int, growth: int = 32) -> nn.Sequential:
+    return nn.Sequential(*(DenseLayer(cin + i * growth, growth) for i in range(n)))
+
+
+def _transition(cin: int, c: int) -> nn.Sequential:
+    return _seq(
+        ("norm", nn.BatchNorm2d(cin)),
+        ("relu", nn.ReLU()),
+        ("conv", nn.Conv2d(cin, c, 1, bias=False)),
+        ("pool", nn.AvgPool2d(kernel_size=2, stride=2)),
+    )
+
+
+def densenet121(num_classes: int = 1000) -> nn.Module:
+    """torchvision.models.densenet121 (growth 32, blocks 6-12-24-16), flattened
+    to the YAML's names: 7,978,856 params."""
+    layers: list[tuple[str, nn.Module]] = [
+        ("conv0", nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)),
+        ("norm0", nn.BatchNorm2d(64)),
+        ("relu0", nn.ReLU()),
+        ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+    ]
+    cin, growth = 64, 32
+    counts = (6, 12, 24, 16)
+    for i, n in enumerate(counts, 1):
+        layers.append((f"denseblock{i}", _dense_block(cin, n, growth)))
+        cin += n * growth
+        if i < len(counts):
+            layers.append((f"transition{i}", _transition(cin, cin // 2)))
+            cin //= 2
+    layers += [
+        ("norm5", nn.BatchNorm2d(cin)),
+        ("relu", nn.ReLU()),
+        ("avgpool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("classifier", nn.Linear(cin, num_classes)),
+    ]
+    return _seq(*layers)
+
+
+# --------------------------------------------------------------------------
+# SqueezeNet 1.1
+# --------------------------------------------------------------------------
+
+
+class Fire(nn.Module):
+    """torchvision Fire: 1x1 squeeze, then 1x1 and 3x3 expands concatenated."""
+
+    def __init__(self, cin: int, s: int, e: int):
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, s, 1)
+        self.squeeze_relu = nn.ReLU()
+        self.expand1x1 = nn.Conv2d(s, e, 1)
+        self.expand1x1_relu = nn.ReLU()
+        self.expand3x3 = nn.Conv2d(s, e, 3, padding=1)
+        self.expand3x3_relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_relu(self.squeeze(x))
+        a = self.expand1x1_relu(self.expand1x1(x))
+        b = self.expand3x3_relu(self.expand3x3(x))
+        return torch.cat([a, b], dim=1)
+
+
+def squeezenet1_1(num_classes: int = 1000) -> nn.Module:
+    """torchvision.models.squeezenet1_1, flattened: 1,235,496 params."""
+
+    def pool() -> nn.MaxPool2d:
+        return nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+
+    return _seq(
+        ("conv1", nn.Conv2d(3, 64, 3, stride=2)),
+        ("relu1", nn.ReLU()),
+        ("pool1", pool()),
+        ("fire2", Fire(64, 16, 64)),
+        ("fire3", Fire(128, 16, 64)),
+        ("pool3", pool()),
+        ("fire4", Fire(128, 32, 128)),
+        ("fire5", Fire(256, 32, 128)),
+        ("pool5", pool()),
+        ("fire6", Fire(256, 48, 192)),
+        ("fire7", Fire(384, 48, 192)),
+        ("fire8", Fire(384, 64, 256)),
+        ("fire9", Fire(512, 64, 256)),
+        ("dropout", nn.Dropout(p=0.5)),
+        ("conv10", nn.Conv2d(512, num_classes, 1)),
+        ("relu10", nn.ReLU()),
+        ("avgpool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+    )
+
+
+# --------------------------------------------------------------------------
+# GoogLeNet (Inception v1)
+# --------------------------------------------------------------------------
+
+
+def _basic_conv(cin: int, c: int, k: int = 1, s: int = 1, p: int = 0) -> nn.Sequential:
+    """torchvision BasicConv2d: conv (no bias), BN (eps 1e-3), ReLU."""
+    return _seq(
+        ("conv", nn.Conv2d(cin, c, k, stride=s, padding=p, bias=False)),
+        ("bn", nn.BatchNorm2d(c, eps=0.001)),
+        ("relu", nn.ReLU()),
+    )
+
+
+class Inception(nn.Module):
+    """torchvision Inception (the "5x5" branch is a 3x3 conv, as there)."""
+
+    def __init__(
+        self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool: int
+    ):
+        super().__init__()
+        self.branch1 = _basic_conv(cin, c1)
+        self.branch2_reduce = _basic_conv(cin, c3r)
+        self.branch2 = _basic_conv(c3r, c3, k=3, p=1)
+        self.branch3_reduce = _basic_conv(cin, c5r)
+        self.branch3 = _basic_conv(c5r, c5, k=3, p=1)
+        self.branch4_pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
+        self.branch4 = _basic_conv(cin, pool)
+        self.out_channels = c1 + c3 + c5 + pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [
+                self.branch1(x),
+                self.branch2(self.branch2_reduce(x)),
+                self.branch3(self.branch3_reduce(x)),
+                self.branch4(self.branch4_pool(x)),
+            ],
+            dim=1,
+        )
+
+
+def googlenet(num_classes: int = 1000) -> nn.Module:
+    """torchvision.models.googlenet in eval form (no aux classifiers, no
+    input transform), flattened: 6,624,904 params."""
+    # name, (c1, c3r, c3, c5r, c5, pool)
+    settings = {
+        "3a": (64, 96, 128, 16, 32, 32),
+        "3b": (128, 128, 192, 32, 96, 64),
+        "4a": (192, 96, 208, 16, 48, 64),
+        "4b": (160, 112, 224, 24, 64, 64),
+        "4c": (128, 128, 256, 24, 64, 64),
+        "4d": (112, 144, 288, 32, 64, 64),
+        "4e": (256, 160, 320, 32, 128, 128),
+        "5a": (256, 160, 320, 32, 128, 128),
+        "5b": (384, 192, 384, 48, 128, 128),
+    }
+    layers: list[tuple[str, nn.Module]] = [
+        ("conv1", _basic_conv(3, 64, k=7, s=2, p=3)),
+        ("maxpool1", nn.MaxPool2d(3, stride=2, ceil_mode=True)),
+        ("conv2", _basic_conv(64, 64)),
+        ("conv3", _basic_conv(64, 192, k=3, p=1)),
+        ("maxpool2", nn.MaxPool2d(3, stride=2, ceil_mode=True)),
+    ]
+    cin = 192
+    for key, args in settings.items():
+        if key == "4a":
+            layers.append(("maxpool3", nn.MaxPool2d(3, stride=2, ceil_mode=True)))
+        if key == "5a":
+            layers.append(("maxpool4", nn.MaxPool2d(2, stride=2, ceil_mode=True)))
+        block = Inception(cin, *args)
+        layers.append((f"inception{key}", block))
+        cin = block.out_channels
+    layers += [
+        ("avgpool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("dropout", nn.Dropout(p=0.2)),
+        ("fc", nn.Linear(cin, num_classes)),
+    ]
+    return _seq(*layers)
+
+
+# --------------------------------------------------------------------------
+# EfficientNet-B0
+# --------------------------------------------------------------------------
+
+
+class MBConv(nn.Module):
+    """torchvision MBConv with squeeze-and-excitation, flat child names.
+    Stochastic depth is the identity in eval mode and has no parameters."""
+
+    def __init__(self, cin: int, c: int, t: int = 6, k: int = 3, s: int = 1):
+        super().__init__()
+        hidden = cin * t
+        self.has_expand = t != 1
+        self.residual = s == 1 and cin == c
+        if self.has_expand:
+            self.expand = nn.Conv2d(cin, hidden, 1, bias=False)
+            self.expand_bn = nn.BatchNorm2d(hidden, eps=0.001)
+            self.expand_act = nn.SiLU()
+        self.depthwise = nn.Conv2d(
+            hidden, hidden, k, stride=s, padding=(k - 1) // 2, groups=hidden, bias=False
+        )
+        self.depthwise_bn = nn.BatchNorm2d(hidden, eps=0.001)
+        self.depthwise_act = nn.SiLU()
+        squeeze = max(1, cin // 4)
+        self.se_pool = nn.AdaptiveAvgPool2d(1)
+        self.se_fc1 = nn.Conv2d(hidden, squeeze, 1)
+        self.se_act = nn.SiLU()
+        self.se_fc2 = nn.Conv2d(squeeze, hidden, 1)
+        self.se_gate = nn.Sigmoid()
+        self.project = nn.Conv2d(hidden, c, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(c, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.has_expand:
+            y = self.expand_act(self.expand_bn(self.expand(y)))
+        y = self.depthwise_act(self.depthwise_bn(self.depthwise(y)))
+        gate = self.se_gate(self.se_fc2(self.se_act(self.se_fc1(self.se_pool(y)))))
+        y = self.project_bn(self.project(y * gate))
+        return y + x if self.residual else y
+
+
+def efficientnet_b0(num_classes: int = 1000) -> nn.Module:
+    """torchvision.models.efficientnet_b0 (width/depth 1.0), flattened:
+    5,288,548 params."""
+    # (t, k, s, c, n) per stage, as in torchvision's MBConvConfig list
+    settings = (
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 2),
+        (6, 5, 2, 40, 2),
+        (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3),
+        (6, 5, 2, 192, 4),
+        (6, 3, 1, 320, 1),
+    )
+    layers: list[tuple[str, nn.Module]] = [
+        ("stem", nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False)),
+        ("stem_bn", nn.BatchNorm2d(32, eps=0.001)),
+        ("stem_act", nn.SiLU()),
+    ]
+    cin = 32
+    for i, (t, k, s, c, n) in enumerate(settings, 1):
+        blocks = []
+        for j in range(n):
+            blocks.append(MBConv(cin, c, t, k, s if j == 0 else 1))
+            cin = c
+        # a block instance without `repeat` has no index level
+        layers.append((f"stage{i}", blocks[0] if n == 1 else nn.Sequential(*blocks)))
+    layers += [
+        ("head", nn.Conv2d(cin, 1280, 1, bias=False)),
+        ("head_bn", nn.BatchNorm2d(1280, eps=0.001)),
+        ("head_act", nn.SiLU()),
+        ("avgpool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("dropout", nn.Dropout(p=0.2)),
+        ("fc", nn.Linear(1280, num_classes)),
+    ]
+    return _seq(*layers)
+
+
+# --------------------------------------------------------------------------
 
 REFERENCES = {
     "lenet": (lenet, EXAMPLES / "lenet.yaml", (1, 1, 28, 28)),
@@ -417,6 +696,14 @@ REFERENCES = {
     "resnet50": (resnet50, EXAMPLES / "resnet50.yaml", (1, 3, 224, 224)),
     "unet": (unet, EXAMPLES / "unet.yaml", (1, 3, 64, 64)),
     "mobilenet_v2": (mobilenet_v2, EXAMPLES / "mobilenet_v2.yaml", (1, 3, 224, 224)),
+    "densenet121": (densenet121, EXAMPLES / "densenet121.yaml", (1, 3, 224, 224)),
+    "squeezenet1_1": (squeezenet1_1, EXAMPLES / "squeezenet1_1.yaml", (1, 3, 224, 224)),
+    "googlenet": (googlenet, EXAMPLES / "googlenet.yaml", (1, 3, 224, 224)),
+    "efficientnet_b0": (
+        efficientnet_b0,
+        EXAMPLES / "efficientnet_b0.yaml",
+        (1, 3, 224, 224),
+    ),
 }
 
 
