@@ -119,7 +119,7 @@ def _check(cond, x, P, r):
         return bool(b >= 1), None
     if a > 0:
         return True, max(0, int(sympy.ceiling((1 - b) / a)))
-    return bool(b >= 1), None  # shrinking with the size: fine at k = 0 only; treated as the smallest size
+    raise _Unsupported()  # a size that shrinks as the symbol grows: bounded above, not derived here
 
 
 def simplest_form(name: str, residues: set, P: int) -> str | None:
@@ -212,7 +212,8 @@ def _solve_symbol(result, name: str, x, conds):
             raise _Unsupported()
         valid, kmins, failures = _residues(conds, x, P, info)
     except _Unsupported:
-        result.constraints.append(f"{name}: validity not derived (sizes are not piecewise linear in {name})")
+        result.constraints.append(f"{name}: validity not derived (a size shrinks as {name} grows or is not piecewise "
+                                  f"linear in it); check concrete sizes with --set {name}=...")
         return None
     if not valid:
         _report_never_valid(result, name, conds, failures, P)
