@@ -212,8 +212,9 @@ def _solve_symbol(result, name: str, x, conds):
             raise _Unsupported()
         valid, kmins, failures = _residues(conds, x, P, info)
     except _Unsupported:
-        result.constraints.append(f"{name}: validity not derived (a size shrinks as {name} grows or is not piecewise "
-                                  f"linear in it); check concrete sizes with --set {name}=...")
+        result.warnings.append(Problem(f"the sizes for which the net is valid were not derived for {name}: a size "
+                                       f"shrinks as {name} grows or is not piecewise linear in it",
+                                       severity="warning", hint=f"check concrete sizes with --set {name}=..."))
         return None
     if not valid:
         _report_never_valid(result, name, conds, failures, P)
