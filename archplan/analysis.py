@@ -136,8 +136,9 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
         shapes[node.name] = row.output_shape
         rfs[node.name] = row.receptive_field
         rows.append(row)
-    result = Analysis(graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes},
-                      {}, errors, dtype=dtype)
+    result = Analysis(
+        graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes}, {}, errors, dtype=dtype
+    )
     if conditions and not result.errors:
         from .domain import solve
 
@@ -154,8 +155,11 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
     out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
     for i, d in enumerate(out):
         if not isinstance(d, int) or d < 1:  # the message is built only when it may be needed
-            recorder.positive(d, f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
-                                 f"{format_shape(ins[0])} is too small for {op.describe(a)}")
+            recorder.positive(
+                d,
+                f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
+                f"{format_shape(ins[0])} is too small for {op.describe(a)}",
+            )
     rf = None
     # a merge keeps the fields of its spatial paths (an SE gate [N, C, 1, 1] has none)
     if any(r is not None for r in in_rfs) and len(out) >= 3:
@@ -163,8 +167,15 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
         if rf is not None and len(rf) != len(out) - 2:
             rf = None
     border = [dims.normalize(loss) for loss in op.border_loss(a, ins)]
-    return LayerResult(node, out, dims.normalize(op.param_count(a, ins)), dims.normalize(op.buffer_count(a, ins)),
-                       dims.normalize(op.macs(a, ins, out)), rf, border)
+    return LayerResult(
+        node,
+        out,
+        dims.normalize(op.param_count(a, ins)),
+        dims.normalize(op.buffer_count(a, ins)),
+        dims.normalize(op.macs(a, ins, out)),
+        rf,
+        border,
+    )
 
 
 def totals(result: Analysis) -> dict:
@@ -176,5 +187,12 @@ def totals(result: Analysis) -> dict:
         elements = elements + row.elements
     for shape in result.inputs.values():
         elements = elements + dims.product(shape)
-    return {"params": params, "trainable_params": params, "buffers": buffers, "macs": macs, "flops": 2 * macs,
-            "activation_elements": elements, "activation_bytes": elements * DTYPE_BYTES[result.dtype]}
+    return {
+        "params": params,
+        "trainable_params": params,
+        "buffers": buffers,
+        "macs": macs,
+        "flops": 2 * macs,
+        "activation_elements": elements,
+        "activation_bytes": elements * DTYPE_BYTES[result.dtype],
+    }

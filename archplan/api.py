@@ -42,8 +42,10 @@ class Net:
         known = self.symbols
         for name, value in values.items():
             if name not in known:
-                messages.append(f"{name}={value}: {self.path or 'the net'} has no symbol {name!r} "
-                                f"(symbols: {', '.join(known) or 'none'})")
+                messages.append(
+                    f"{name}={value}: {self.path or 'the net'} has no symbol {name!r} "
+                    f"(symbols: {', '.join(known) or 'none'})"
+                )
                 continue
             info = self.spec.symbols.get(name)
             if value < 1:

@@ -102,8 +102,9 @@ class _Lowering:
         return shapes
 
     # -- layers and blocks -------------------------------------------------------------------------
-    def scope(self, layers: tuple, prefix: str, env: dict, namespace: dict, first_input: str,
-              scopes: tuple, stack: tuple) -> str:
+    def scope(
+        self, layers: tuple, prefix: str, env: dict, namespace: dict, first_input: str, scopes: tuple, stack: tuple
+    ) -> str:
         """Lower one list of layers; returns the name of the last layer (its output)."""
         names = self.local_names(layers, prefix, namespace)
         previous = first_input
@@ -140,8 +141,12 @@ class _Lowering:
                 resolved.append(f"{namespace[head]}.{rest}")
             else:
                 known = sorted(namespace)
-                self.error(f"in: {ref!r} names no layer or input in this scope (known: {', '.join(known)})",
-                           spec.pos, layer, suggest(ref, known))
+                self.error(
+                    f"in: {ref!r} names no layer or input in this scope (known: {', '.join(known)})",
+                    spec.pos,
+                    layer,
+                    suggest(ref, known),
+                )
                 resolved.append(previous)
         return tuple(resolved)
 
@@ -195,8 +200,12 @@ class _Lowering:
             self.error(f"block {spec.block!r} uses itself ({' -> '.join((*stack, spec.block))})", spec.pos, full)
             return
         if len(inputs) != len(block.inputs):
-            self.error(f"block {block.name} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
-                       f"received {len(inputs)}", spec.pos, full)
+            self.error(
+                f"block {block.name} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
+                f"received {len(inputs)}",
+                spec.pos,
+                full,
+            )
             return
         repeat = self.repeat_count(spec, env, full)
         if len(self.nodes) + repeat * len(block.layers) > MAX_NODES:
@@ -210,16 +219,21 @@ class _Lowering:
                 return
             path = f"{full}.{index}" if spec.repeat is not None else full
             use = Scope(full, block.name, tuple(args.items()), None, repeat if spec.repeat is not None else None)
-            inner_scopes = (*scopes, use) if spec.repeat is None else (
-                *scopes, use, Scope(path, block.name, tuple(args.items()), index))
+            inner_scopes = (
+                (*scopes, use)
+                if spec.repeat is None
+                else (*scopes, use, Scope(path, block.name, tuple(args.items()), index))
+            )
             namespace = dict(zip(block.inputs, (output, *inputs[1:])))
             inner_env = {**self.env, **args}
-            last = self.scope(block.layers, f"{path}.", inner_env, namespace, output, inner_scopes,
-                              (*stack, spec.block))
+            last = self.scope(
+                block.layers, f"{path}.", inner_env, namespace, output, inner_scopes, (*stack, spec.block)
+            )
             if block.output is not None:
                 if block.output not in namespace:
-                    self.error(f"block {block.name}: output {block.output!r} names no layer in the block",
-                               block.pos, full)
+                    self.error(
+                        f"block {block.name}: output {block.output!r} names no layer in the block", block.pos, full
+                    )
                     return
                 last = namespace[block.output]
             output = last
@@ -240,8 +254,12 @@ class _Lowering:
         values, ok = {}, True
         for name, arg in given.items():
             if name not in block.args:
-                self.error(f"block {block.name} has no argument {name!r} (it takes: {', '.join(block.args)})",
-                           arg.pos, layer, suggest(name, block.args))
+                self.error(
+                    f"block {block.name} has no argument {name!r} (it takes: {', '.join(block.args)})",
+                    arg.pos,
+                    layer,
+                    suggest(name, block.args),
+                )
                 ok = False
                 continue
             values[name] = self.evaluate(arg.value, env, arg.pos, layer, f"argument {name}")
@@ -282,9 +300,18 @@ def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | 
     nodes = _resolved_nodes(low, inputs)
     outputs = _outputs(low, spec, namespace, last, nodes, inputs)
     graph_nodes, problems = _ordered(nodes, inputs)
-    graph = Graph(spec.name, spec.description, inputs, graph_nodes, outputs, low.free,
-                  {k: v for k, v in low.env.items() if isinstance(v, int)}, spec.train,
-                  {k: v.pos.line for k, v in spec.inputs.items()}, spec.path)
+    graph = Graph(
+        spec.name,
+        spec.description,
+        inputs,
+        graph_nodes,
+        outputs,
+        low.free,
+        {k: v for k, v in low.env.items() if isinstance(v, int)},
+        spec.train,
+        {k: v.pos.line for k, v in spec.inputs.items()},
+        spec.path,
+    )
     return graph, low.problems + problems
 
 
@@ -299,11 +326,13 @@ def _resolved_nodes(low: _Lowering, inputs: dict) -> list[Node]:
                 low.failed.add(node.name)
                 break
             if not ok:
-                low.error(f"in: {source!r} passes through a cycle of skipped layers", Pos(node.line, node.column),
-                          node.name)
+                low.error(
+                    f"in: {source!r} passes through a cycle of skipped layers", Pos(node.line, node.column), node.name
+                )
             elif target not in known:
-                low.error(f"in: {source!r} names nothing that exists after expansion", Pos(node.line, node.column),
-                          node.name)
+                low.error(
+                    f"in: {source!r} names nothing that exists after expansion", Pos(node.line, node.column), node.name
+                )
             else:
                 sources.append(target)
         if len(sources) == len(node.inputs) and node.name not in low.failed:
@@ -332,5 +361,6 @@ def _ordered(nodes: list[Node], inputs: dict) -> tuple[dict, list[Problem]]:
         return {name: by_name[name] for name in order}, []
     first = by_name[cycle[0]]
     message = "the graph has a cycle: " + " -> ".join((*cycle, cycle[0]))
-    return {name: by_name[name] for name in order}, [Problem(message, layer=first.name, line=first.line,
-                                                             column=first.column)]
+    return {name: by_name[name] for name in order}, [
+        Problem(message, layer=first.name, line=first.line, column=first.column)
+    ]

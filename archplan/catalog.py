@@ -20,8 +20,11 @@ def describe(name: str | None = None) -> tuple[str, bool]:
     """Text for one op (or all of them); False when the name is unknown."""
     ops = all_ops()
     if name is not None:
-        wanted = [cls for cls in ops.values() if normalize_name(name) in
-                  {normalize_name(cls.name), *(normalize_name(a) for a in cls.aliases)}]
+        wanted = [
+            cls
+            for cls in ops.values()
+            if normalize_name(name) in {normalize_name(cls.name), *(normalize_name(a) for a in cls.aliases)}
+        ]
         if not wanted:
             from .ops import closest
 

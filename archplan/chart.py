@@ -78,8 +78,12 @@ def figure(result, values: dict | None = None):
     at = (" at " + ", ".join(f"{k}={v}" for k, v in free.items())) if free else ""
     fig.suptitle(f"{result.graph.name}: params and MACs per layer{at} (layers with neither left out)")
     families = list(dict.fromkeys(r[2] for r in rows))
-    fig.legend(handles=[Patch(facecolor=FAMILY_COLOURS.get(f, "#ffffff"), edgecolor=EDGE, label=f)
-                        for f in families], loc="outside lower center", ncol=len(families), fontsize=8)
+    fig.legend(
+        handles=[Patch(facecolor=FAMILY_COLOURS.get(f, "#ffffff"), edgecolor=EDGE, label=f) for f in families],
+        loc="outside lower center",
+        ncol=len(families),
+        fontsize=8,
+    )
     return fig
 
 
@@ -93,8 +97,16 @@ def _shade_blocks(ax, rows, label: bool) -> None:
                 shaded = not shaded
                 ax.axvspan(start - 0.5, i - 0.5, color="#000000", alpha=0.07 if shaded else 0.03, linewidth=0)
                 if label:
-                    ax.text((start + i - 1) / 2, 1.01, block, transform=ax.get_xaxis_transform(), ha="center",
-                            va="bottom", fontsize=7, clip_on=False)
+                    ax.text(
+                        (start + i - 1) / 2,
+                        1.01,
+                        block,
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                        clip_on=False,
+                    )
             start = i
 
 

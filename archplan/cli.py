@@ -23,8 +23,14 @@ def _parse_set(ctx, param, values) -> dict:
     return out
 
 
-set_option = click.option("--set", "values", multiple=True, callback=_parse_set, metavar="NAME=VALUE",
-                          help="Give a symbol a value, e.g. --set H=224 (repeatable).")
+set_option = click.option(
+    "--set",
+    "values",
+    multiple=True,
+    callback=_parse_set,
+    metavar="NAME=VALUE",
+    help="Give a symbol a value, e.g. --set H=224 (repeatable).",
+)
 file_argument = click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
 
 
@@ -52,11 +58,22 @@ def cli() -> None:
 @cli.command()
 @file_argument
 @set_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
-              show_default=True, help="Output format; json is a stable contract for tools and CI.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="Output format; json is a stable contract for tools and CI.",
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64", "int8"]),
-              default="float32", show_default=True, help="Element type for activation memory.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16", "float64", "int8"]),
+    default="float32",
+    show_default=True,
+    help="Element type for activation memory.",
+)
 def check(path: str, values: dict, fmt: str, strict: bool, dtype: str) -> None:
     """Compute shapes, parameters, MACs, memory and receptive fields symbolically; report mistakes.
 
@@ -76,8 +93,7 @@ def _parse_show(ctx, param, value) -> tuple:
     items = tuple(s.strip() for s in (value or "").split(",") if s.strip())
     for item in items:
         if item not in SHOW_CHOICES:
-            raise click.BadParameter(f"expected a comma-separated list of {', '.join(SHOW_CHOICES)}, "
-                                     f"received {item!r}")
+            raise click.BadParameter(f"expected a comma-separated list of {', '.join(SHOW_CHOICES)}, received {item!r}")
     return items
 
 
@@ -85,16 +101,37 @@ def _parse_show(ctx, param, value) -> tuple:
 @file_argument
 @set_option
 @click.option("-o", "--output", metavar="FILE", help="Diagram file (svg, png, pdf or dot); '-' writes DOT to stdout.")
-@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]),
-              help="Diagram format (default: from the output file's extension).")
-@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
-              help="Flow top to bottom or left to right.")
-@click.option("--depth", type=click.IntRange(min=0), metavar="K",
-              help="Collapse blocks nested deeper than K (0: each top-level block use is one node).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["svg", "png", "pdf", "dot"]),
+    help="Diagram format (default: from the output file's extension).",
+)
+@click.option(
+    "--rankdir",
+    type=click.Choice(["TB", "LR"]),
+    default="TB",
+    show_default=True,
+    help="Flow top to bottom or left to right.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    metavar="K",
+    help="Collapse blocks nested deeper than K (0: each top-level block use is one node).",
+)
 @click.option("--show", callback=_parse_show, metavar="LIST", help="Extra figures on layers: params,macs,rf.")
 @click.option("--chart", metavar="FILE", help="Also write a per-layer params/MACs chart (needs matplotlib).")
-def render(path: str, values: dict, output: str | None, fmt: str | None, rankdir: str, depth: int | None,
-           show: tuple, chart: str | None) -> None:
+def render(
+    path: str,
+    values: dict,
+    output: str | None,
+    fmt: str | None,
+    rankdir: str,
+    depth: int | None,
+    show: tuple,
+    chart: str | None,
+) -> None:
     """Draw the net: layers with shapes and costs, blocks as clusters, errors in red.
 
     Exit status: 0 drawn, 1 errors in the file (still drawn when possible) or no layout program, 2 usage errors.
@@ -117,8 +154,15 @@ def render(path: str, values: dict, output: str | None, fmt: str | None, rankdir
 
 @cli.command()
 @file_argument
-@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False), metavar="OUTDIR",
-              help="Folder for model.py, train.py, README.md and test_model.py.")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="OUTDIR",
+    help="Folder for model.py, train.py, README.md and test_model.py.",
+)
 @set_option
 @click.option("--force", is_flag=True, help="Write into a non-empty OUTDIR (overwrites the generated files).")
 def generate(path: str, outdir: str, values: dict, force: bool) -> None:
@@ -183,8 +227,11 @@ def main() -> None:
     try:
         cli(prog_name="archplan")
     except Exception as exc:  # a bug in archplan, not in the user's file: one line, no traceback
-        click.echo(f"archplan: internal error: {exc!r}; please report it with the YAML file "
-                   "(set ARCHPLAN_DEBUG=1 for the traceback)", err=True)
+        click.echo(
+            f"archplan: internal error: {exc!r}; please report it with the YAML file "
+            "(set ARCHPLAN_DEBUG=1 for the traceback)",
+            err=True,
+        )
         import os
 
         if os.environ.get("ARCHPLAN_DEBUG"):

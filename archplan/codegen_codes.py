@@ -38,7 +38,6 @@ class Code:
         return self.product or tuple(p for p, _, _ in self.terms) or ((self.text,) if self.const is None else ())
 
 
-
 def _same(values: list) -> bool:
     return all(type(v) is type(values[0]) and v == values[0] for v in values)
 
@@ -73,7 +72,7 @@ def _candidates(names, value, first_env: dict) -> list[Code]:
     ints = [n for n in names if isinstance(first_env.get(n), int) and not isinstance(first_env.get(n), bool)]
     if isinstance(value, int) and not isinstance(value, bool):
         for i, p in enumerate(ints):
-            for q in ints[i + 1:]:
+            for q in ints[i + 1 :]:
                 if first_env[p] * first_env[q] == value:
                     out.append(Code(f"{p} * {q}", ((p, first_env[q], 1),), None, (p, q)))
     return out + [c for codes in singles for c in codes[1:]]

@@ -13,16 +13,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import expr
-from .codegen_text import (CodegenError, NeedsConcrete, call, comment_text, define, docstring, docstring_lines,
-                           identifier, literal, statement)
+from .codegen_text import (
+    CodegenError,
+    NeedsConcrete,
+    call,
+    comment_text,
+    define,
+    docstring,
+    docstring_lines,
+    identifier,
+    literal,
+    statement,
+)
 from .codegen_codes import Code, _candidates, _fits, _same
 from .codegen_tree import Container, Entry
 from .ops.base import Expression, format_shape
 
 INFERRED = ("in_channels", "num_features", "num_channels", "in_features")
-POSITIONAL = {"nn.Conv1d": 2, "nn.Conv2d": 2, "nn.Conv3d": 2, "nn.ConvTranspose1d": 2, "nn.ConvTranspose2d": 2,
-              "nn.ConvTranspose3d": 2, "nn.Linear": 2, "nn.BatchNorm1d": 1, "nn.BatchNorm2d": 1, "nn.BatchNorm3d": 1,
-              "Conv1dSame": 2, "Conv2dSame": 2, "Conv3dSame": 2}
+POSITIONAL = {
+    "nn.Conv1d": 2,
+    "nn.Conv2d": 2,
+    "nn.Conv3d": 2,
+    "nn.ConvTranspose1d": 2,
+    "nn.ConvTranspose2d": 2,
+    "nn.ConvTranspose3d": 2,
+    "nn.Linear": 2,
+    "nn.BatchNorm1d": 1,
+    "nn.BatchNorm2d": 1,
+    "nn.BatchNorm3d": 1,
+    "Conv1dSame": 2,
+    "Conv2dSame": 2,
+    "Conv3dSame": 2,
+}
 RESERVED = {"self", "torch", "nn", "F", "super"}
 
 
@@ -212,8 +234,11 @@ class ClassBuilder:
             names = tuple(n for n in self.raw_names(raw) if n in self.params)
             code = self.unify(f"{local}_{key}", values, envs, chan, names)
             codes[key] = code
-            args.append(code.text if position < POSITIONAL.get(first.ctor, 0) and len(args) == position
-                        else f"{key}={code.text}")
+            args.append(
+                code.text
+                if position < POSITIONAL.get(first.ctor, 0) and len(args) == position
+                else f"{key}={code.text}"
+            )
         self.helpers.update(m.ctor for m in emitted if m.helpers)
         ctor = first.ctor
         self.module_lines(local, ctor, args, cond)
@@ -233,8 +258,12 @@ class ClassBuilder:
             for c in chans[1:]:
                 total = total.plus(c[0]) if total else None
             return total
-        same = all(len(self.shapes[e.out_full]) > 1 and len(self.shapes[e.node.inputs[0]]) > 1
-                   and self.shapes[e.out_full][1] == self.shapes[e.node.inputs[0]][1] for e in ents)
+        same = all(
+            len(self.shapes[e.out_full]) > 1
+            and len(self.shapes[e.node.inputs[0]]) > 1
+            and self.shapes[e.out_full][1] == self.shapes[e.node.inputs[0]][1]
+            for e in ents
+        )
         return chans[0][0] if same and len(chans[0]) == 1 else None
 
     def chans_at(self, present: list, ref: str) -> list:
@@ -311,12 +340,17 @@ class ClassBuilder:
             block = "block"
             while block in self.locals:
                 block += "_"
-            loop = [*statement(f"{local} = {ins[0]}", 8),
-                    f"        for {block} in self.{local}:",
-                    *statement(f"{local} = {block}({', '.join([local, *ins[1:]])})", 12, shape)]
+            loop = [
+                *statement(f"{local} = {ins[0]}", 8),
+                f"        for {block} in self.{local}:",
+                *statement(f"{local} = {block}({', '.join([local, *ins[1:]])})", 12, shape),
+            ]
             if cond is not None:
-                loop = [f"        {local} = {ins[0]}", f"        if self.{local} is not None:",
-                        *["    " + line for line in loop[1:]]]
+                loop = [
+                    f"        {local} = {ins[0]}",
+                    f"        if self.{local} is not None:",
+                    *["    " + line for line in loop[1:]],
+                ]
             self.forward += loop
         elif cond is None:
             self.forward += statement(f"{local} = {call_text}", 8, shape)
@@ -342,8 +376,14 @@ class ClassBuilder:
         else:
             returns, result = self.var(first.output), "torch.Tensor"
         paths = [box.path for box in self.instances]
-        doc = (f"Block {first.block.name}, used at {', '.join(paths[:4])}{', ...' if len(paths) > 4 else ''}; "
-               f"comments show the shapes at {paths[self.shown]}.",) if not self.is_net else self.doc
+        doc = (
+            (
+                f"Block {first.block.name}, used at {', '.join(paths[:4])}{', ...' if len(paths) > 4 else ''}; "
+                f"comments show the shapes at {paths[self.shown]}.",
+            )
+            if not self.is_net
+            else self.doc
+        )
         doc = docstring_lines(" ".join(doc[:1])) + list(doc[1:]) if not self.is_net else list(doc)
         init = define("__init__", ["self", "*", *signature] if signature else ["self"], "None")
         init += ["        super().__init__()", *self.init]

@@ -46,8 +46,9 @@ class _Walk:
             for scope in node.scopes:
                 self.scopes.setdefault(scope.path, scope)
 
-    def container(self, layers: tuple, path: str, block: BlockSpec | None, args: dict, inputs: tuple,
-                  input_full: tuple) -> Container:
+    def container(
+        self, layers: tuple, path: str, block: BlockSpec | None, args: dict, inputs: tuple, input_full: tuple
+    ) -> Container:
         box = Container(path, block, args, tuple(identifier(n) for n in inputs), input_full)
         full_of = dict(zip(inputs, input_full))
         prefix = f"{path}." if path else ""
@@ -76,8 +77,10 @@ class _Walk:
     @staticmethod
     def ref(name: str, full_of: dict, layer: str) -> str:
         if name not in full_of:
-            raise CodegenError(f"{layer}: in: {name!r} reaches inside a block; generated code can only read "
-                               f"layers and inputs of the same scope")
+            raise CodegenError(
+                f"{layer}: in: {name!r} reaches inside a block; generated code can only read "
+                f"layers and inputs of the same scope"
+            )
         return name
 
     def block_use(self, entry: Entry, full: str, full_of: dict) -> None:
@@ -94,8 +97,10 @@ class _Walk:
             path = f"{full}.{index}" if scope.repeat is not None else full
             rep = self.scopes.get(path)
             if rep is None:
-                raise CodegenError(f"{path}: this repetition has no layers (all skipped); generate cannot "
-                                   f"number the remaining repetitions as PyTorch would")
+                raise CodegenError(
+                    f"{path}: this repetition has no layers (all skipped); generate cannot "
+                    f"number the remaining repetitions as PyTorch would"
+                )
             inner = self.container(block.layers, path, block, dict(rep.args), block.inputs, (carried, *others))
             carried = self.full_of[inner.output]
             instances.append(inner)

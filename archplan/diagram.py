@@ -16,8 +16,15 @@ from .report import human, rf_text, shape_text, short
 
 SHOW_CHOICES = ("params", "macs", "rf")
 FAMILY_COLOURS = {  # op family -> fill colour (ColorBrewer Pastel1/Set3, readable with black text)
-    "conv": "#b3cde3", "pool": "#ccebc5", "linear": "#fed9a6", "norm": "#fff2ae", "activation": "#c9ebe6",
-    "dropout": "#e5d8bd", "merge": "#decbe4", "reshape": "#f2f2f2", "other": "#ffffff",
+    "conv": "#b3cde3",
+    "pool": "#ccebc5",
+    "linear": "#fed9a6",
+    "norm": "#fff2ae",
+    "activation": "#c9ebe6",
+    "dropout": "#e5d8bd",
+    "merge": "#decbe4",
+    "reshape": "#f2f2f2",
+    "other": "#ffffff",
 }
 BLOCK_COLOUR = "#e0e0e0"
 TERMINAL_COLOUR = "#4d4d4d"
@@ -98,16 +105,40 @@ class _Builder:
     def build(self):
         import graphviz
 
-        dot = graphviz.Digraph(re.sub(r"\W", "_", self.graph.name) or "net", graph_attr={
-            "rankdir": self.rankdir, "fontname": "Helvetica", "labelloc": "t", "nodesep": "0.3",
-            "ranksep": "0.35", "label": self._legend()},
-            node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "11",
-                       "margin": "0.12,0.04"},
-            edge_attr={"fontname": "Helvetica", "fontsize": str(SMALL), "fontcolor": "#555555",
-                       "color": "#555555", "arrowsize": "0.7"})
+        dot = graphviz.Digraph(
+            re.sub(r"\W", "_", self.graph.name) or "net",
+            graph_attr={
+                "rankdir": self.rankdir,
+                "fontname": "Helvetica",
+                "labelloc": "t",
+                "nodesep": "0.3",
+                "ranksep": "0.35",
+                "label": self._legend(),
+            },
+            node_attr={
+                "shape": "box",
+                "style": "rounded,filled",
+                "fontname": "Helvetica",
+                "fontsize": "11",
+                "margin": "0.12,0.04",
+            },
+            edge_attr={
+                "fontname": "Helvetica",
+                "fontsize": str(SMALL),
+                "fontcolor": "#555555",
+                "color": "#555555",
+                "arrowsize": "0.7",
+            },
+        )
         for name, shape in self.graph.inputs.items():
-            dot.node(name, f"<<B>{_esc(name)}</B><BR/>{_esc(shape_text(shape))}>", fillcolor=TERMINAL_COLOUR,
-                     fontcolor="white", shape="oval", tooltip=f"input {name}")
+            dot.node(
+                name,
+                f"<<B>{_esc(name)}</B><BR/>{_esc(shape_text(shape))}>",
+                fillcolor=TERMINAL_COLOUR,
+                fontcolor="white",
+                shape="oval",
+                tooltip=f"input {name}",
+            )
         root = _Cluster("")
         for item in self.items.values():
             cluster = root
@@ -127,10 +158,15 @@ class _Builder:
                 self._collapsed(graph, item)
         for child in cluster.children.values():
             errors = self.scope_errors.get(child.path, [])
-            attrs = {"label": self._scope_label(child.path, errors), "style": "rounded,filled",
-                     "fillcolor": "#f7f7f7" if child.path.count(".") % 2 == 0 else "#ececec",
-                     "color": ERROR_COLOUR if errors else "#999999", "fontsize": "11",
-                     "penwidth": "2" if errors else "1", "labeljust": "l"}
+            attrs = {
+                "label": self._scope_label(child.path, errors),
+                "style": "rounded,filled",
+                "fillcolor": "#f7f7f7" if child.path.count(".") % 2 == 0 else "#ececec",
+                "color": ERROR_COLOUR if errors else "#999999",
+                "fontsize": "11",
+                "penwidth": "2" if errors else "1",
+                "labeljust": "l",
+            }
             with graph.subgraph(name="cluster_" + child.path, graph_attr=attrs) as sub:
                 self._emit(sub, child)
 
@@ -156,14 +192,19 @@ class _Builder:
 
     def _error_lines(self, messages, sep: str = "<BR/>") -> str:
         lines = [line for m in messages for line in textwrap.wrap(m, 48, break_on_hyphens=False)]
-        return sep + "<BR/>".join(f'<FONT COLOR="{ERROR_COLOUR}" POINT-SIZE="{SMALL}">{_esc(t)}</FONT>'
-                                  for t in lines) if lines else ""
+        return (
+            sep + "<BR/>".join(f'<FONT COLOR="{ERROR_COLOUR}" POINT-SIZE="{SMALL}">{_esc(t)}</FONT>' for t in lines)
+            if lines
+            else ""
+        )
 
     def _costs(self, rows, show) -> str:
         parts = []
         if "params" in show:
-            parts.append("params " + (human(_sum(r.params for r in rows)) if len(rows) == 1
-                                      else amount(_sum(r.params for r in rows))))
+            parts.append(
+                "params "
+                + (human(_sum(r.params for r in rows)) if len(rows) == 1 else amount(_sum(r.params for r in rows)))
+            )
         if "macs" in show:
             parts.append("MACs " + amount(_sum(r.macs for r in rows)))
         if "rf" in show and len(rows) == 1 and rows[0].receptive_field is not None:
@@ -191,15 +232,24 @@ class _Builder:
     def _collapsed(self, graph, item: _Item) -> None:
         rows = [self.rows[n.name] for n in item.nodes if n.name in self.rows]
         errors = [m for n in item.nodes for m in self.node_errors.get(n.name, [])]
-        errors += [m for path, ms in self.scope_errors.items() if path == item.key or
-                   path.startswith(item.key + ".") for m in ms]
+        errors += [
+            m
+            for path, ms in self.scope_errors.items()
+            if path == item.key or path.startswith(item.key + ".")
+            for m in ms
+        ]
         title = self._scope_title(item.key)
         label = f"<B>{_esc(title.split(': ', 1)[0])}</B><BR/>{_esc(title.split(': ', 1)[1])}"
         outs = [self.rows[n].output_shape for n in self._exits(item) if n in self.rows]
         if outs:
             label += self._shape_line(" ".join(dict.fromkeys(shape_text(s) for s in outs)))
-        attrs = {"shape": "box3d", "style": "filled", "fillcolor": BLOCK_COLOUR, "tooltip": item.key,
-                 "margin": "0.15,0.16"}
+        attrs = {
+            "shape": "box3d",
+            "style": "filled",
+            "fillcolor": BLOCK_COLOUR,
+            "tooltip": item.key,
+            "margin": "0.15,0.16",
+        }
         if rows:
             label += self._costs(rows, self.show | {"params", "macs"})
         elif not errors:
@@ -218,20 +268,23 @@ class _Builder:
 
     def _legend(self) -> str:
         families = list(dict.fromkeys(n.op.family for n in self.graph.nodes.values()))
-        cells = [f'<TD BGCOLOR="{FAMILY_COLOURS.get(f, "#ffffff")}">{_esc(f)}</TD>' for f in FAMILY_COLOURS
-                 if f in families]
+        cells = [
+            f'<TD BGCOLOR="{FAMILY_COLOURS.get(f, "#ffffff")}">{_esc(f)}</TD>' for f in FAMILY_COLOURS if f in families
+        ]
         if any(i.scope is not None for i in self.items.values()):
             cells.append(f'<TD BGCOLOR="{BLOCK_COLOUR}">block</TD>')
         if self.result.errors:
             cells.append(f'<TD BGCOLOR="{ERROR_FILL}"><FONT COLOR="{ERROR_COLOUR}">error</FONT></TD>')
         totals = self.result.totals
-        head = (f'{_esc(self.graph.name)}: {_esc(amount(totals.get("params", 0)))} params, '
-                f'{_esc(amount(totals.get("macs", 0)))} MACs')
+        head = (
+            f"{_esc(self.graph.name)}: {_esc(amount(totals.get('params', 0)))} params, "
+            f"{_esc(amount(totals.get('macs', 0)))} MACs"
+        )
         span = f'<TR><TD COLSPAN="{max(len(cells), 1)}" BORDER="0">'
         rows = [f"{span}<B>{head}</B></TD></TR>", "<TR>" + "".join(cells) + "</TR>"]
         for problem in self.loose_errors:  # errors of layers that are not drawn
             text = (f"{problem.layer}: " if problem.layer else "") + problem.message
-            rows.append(f'{span}{self._error_lines([text], sep="")}</TD></TR>')
+            rows.append(f"{span}{self._error_lines([text], sep='')}</TD></TR>")
         return '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="3">' + "".join(rows) + "</TABLE>>"
 
     # -- edges ---------------------------------------------------------------------------------------
@@ -261,8 +314,14 @@ class _Builder:
             shape = self._shape_of(name)
             text = shape_text(shape) if shape is not None else "?"
             terminal = f"output {name}"
-            dot.node(terminal, f"<<B>output</B><BR/>{_esc(text)}>", shape="oval", fillcolor=TERMINAL_COLOUR,
-                     fontcolor="white", tooltip=f"output {name}")
+            dot.node(
+                terminal,
+                f"<<B>output</B><BR/>{_esc(text)}>",
+                shape="oval",
+                fillcolor=TERMINAL_COLOUR,
+                fontcolor="white",
+                tooltip=f"output {name}",
+            )
             dot.edge(self.key_of.get(name, name), terminal)
 
 

@@ -52,8 +52,9 @@ def period(e, x) -> int:
     result = 1
     if not e.has(x):
         return 1
-    atoms = [a for a in e.atoms(FloorDiv, CeilDiv, sympy.Mod, sympy.floor, sympy.ceiling, sympy.Min, sympy.Max)
-             if a.has(x)]
+    atoms = [
+        a for a in e.atoms(FloorDiv, CeilDiv, sympy.Mod, sympy.floor, sympy.ceiling, sympy.Min, sympy.Max) if a.has(x)
+    ]
     outer = [a for a in atoms if not any(a != b and b.has(a) for b in atoms)]
     for atom in outer:
         result = _lcm(result, _atom_period(atom, x))
@@ -198,8 +199,12 @@ def _cross_text(c) -> str:
 
 def _solve_symbol(result, name: str, x, conds):
     info = result.graph.symbols[name]
-    border_rows = [(row, loss) for row in result.layers for loss in row.border
-                   if not isinstance(loss, int) and sympy.sympify(loss).has(x)]
+    border_rows = [
+        (row, loss)
+        for row in result.layers
+        for loss in row.border
+        if not isinstance(loss, int) and sympy.sympify(loss).has(x)
+    ]
     try:
         P = 1
         for c in conds:
@@ -212,9 +217,14 @@ def _solve_symbol(result, name: str, x, conds):
             raise _Unsupported()
         valid, kmins, failures = _residues(conds, x, P, info)
     except _Unsupported:
-        result.warnings.append(Problem(f"the sizes for which the net is valid were not derived for {name}: a size "
-                                       f"shrinks as {name} grows or is not piecewise linear in it",
-                                       severity="warning", hint=f"check concrete sizes with --set {name}=..."))
+        result.warnings.append(
+            Problem(
+                f"the sizes for which the net is valid were not derived for {name}: a size "
+                f"shrinks as {name} grows or is not piecewise linear in it",
+                severity="warning",
+                hint=f"check concrete sizes with --set {name}=...",
+            )
+        )
         return None
     if not valid:
         _report_never_valid(result, name, conds, failures, P)
@@ -263,8 +273,7 @@ def _residues(conds, x, P, info):
 
 
 def _report_never_valid(result, name, conds, failures, P) -> None:
-    blamed = [c for c in conds if len(failures.get(id(c), [])) == P] or [
-        next(c for c in conds if id(c) in failures)]
+    blamed = [c for c in conds if len(failures.get(id(c), [])) == P] or [next(c for c in conds if id(c) in failures)]
     for c in blamed[:3]:
         node = c.node
         where = dict(layer=node.name, line=node.line, column=node.column) if node else {}
@@ -283,8 +292,9 @@ def _border_warnings(result, name, x, P, valid, border_rows) -> None:
         when = simplest_form(name, bad, P) if good else None
         text = f"does not tile its input: border pixels are never read{' when ' + when if when else ''}"
         hint = f"sizes with {simplest_form(name, good, P)} avoid it" if good and simplest_form(name, good, P) else None
-        result.warnings.append(Problem(text, layer=node.name, line=node.line, column=node.column,
-                                       severity="warning", hint=hint))
+        result.warnings.append(
+            Problem(text, layer=node.name, line=node.line, column=node.column, severity="warning", hint=hint)
+        )
 
 
 def _loss_at(loss, x, P, r) -> bool:

@@ -12,8 +12,10 @@ from typing import Callable
 
 FORMATS = ("svg", "png", "pdf", "dot")
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-INSTALL_HINT = ("install Graphviz: apt-get install graphviz | brew install graphviz | conda install graphviz"
-                " (or pip install 'archplan[render]' for svg/png without pdf)")
+INSTALL_HINT = (
+    "install Graphviz: apt-get install graphviz | brew install graphviz | conda install graphviz"
+    " (or pip install 'archplan[render]' for svg/png without pdf)"
+)
 
 
 class NoLayoutProgram(Exception):
@@ -21,8 +23,10 @@ class NoLayoutProgram(Exception):
 
     def __init__(self, fmt: str, dot_path: Path):
         self.fmt, self.dot_path = fmt, dot_path
-        super().__init__(f"Graphviz's `dot` is needed for {fmt} output and was not found; {INSTALL_HINT}. "
-                         f"Wrote the DOT source to {dot_path}")
+        super().__init__(
+            f"Graphviz's `dot` is needed for {fmt} output and was not found; {INSTALL_HINT}. "
+            f"Wrote the DOT source to {dot_path}"
+        )
 
 
 class LayoutFailed(Exception):
@@ -38,8 +42,13 @@ class Program:
 
     def run(self, source: str, fmt: str, timeout: float = 120) -> bytes:
         try:
-            done = subprocess.run([self.executable, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
-                                  timeout=timeout, check=False)
+            done = subprocess.run(
+                [self.executable, f"-T{fmt}"],
+                input=source.encode("utf-8"),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise LayoutFailed(f"{Path(self.executable).name} took more than {timeout:.0f} s") from None
         if done.returncode != 0 or not done.stdout:
@@ -73,8 +82,9 @@ def format_for(path: str, fmt: str | None) -> str:
         return "dot"
     suffix = Path(path).suffix.lower()
     if suffix not in EXTENSIONS:
-        raise ValueError(f"cannot tell the format from {path!r}; use an extension "
-                         f"({', '.join(EXTENSIONS)}) or --format")
+        raise ValueError(
+            f"cannot tell the format from {path!r}; use an extension ({', '.join(EXTENSIONS)}) or --format"
+        )
     return EXTENSIONS[suffix]
 
 
@@ -114,8 +124,17 @@ def drawable(net, result) -> bool:
     return net.spec is not None and bool(result.graph.nodes)
 
 
-def run_render(net, values: dict, output: str | None, fmt: str | None, rankdir: str, depth: int | None,
-               show: tuple, chart: str | None, echo: Callable | None = None) -> int:
+def run_render(
+    net,
+    values: dict,
+    output: str | None,
+    fmt: str | None,
+    rankdir: str,
+    depth: int | None,
+    show: tuple,
+    chart: str | None,
+    echo: Callable | None = None,
+) -> int:
     """What `archplan render` does once options are parsed; returns the exit status (0 or 1).
 
     A net with analysis errors is still drawn (errors in red) and gives 1; a file that cannot be drawn

@@ -40,8 +40,12 @@ class Problem:
         return text
 
     def to_json(self) -> dict:
-        return {"message": self.message if not self.hint else f"{self.message} ({self.hint})",
-                "layer": self.layer, "line": self.line, "column": self.column}
+        return {
+            "message": self.message if not self.hint else f"{self.message} ({self.hint})",
+            "layer": self.layer,
+            "line": self.line,
+            "column": self.column,
+        }
 
 
 class ArchplanError(Exception):

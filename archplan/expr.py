@@ -22,10 +22,20 @@ _TOKEN = re.compile(
 _MAX_LENGTH = 500
 
 _BINARY = {  # operator: (precedence, right-associative)
-    "or": (1, False), "and": (2, False),
-    "==": (4, False), "!=": (4, False), "<": (4, False), "<=": (4, False), ">": (4, False), ">=": (4, False),
-    "+": (5, False), "-": (5, False),
-    "*": (6, False), "/": (6, False), "//": (6, False), "%": (6, False),
+    "or": (1, False),
+    "and": (2, False),
+    "==": (4, False),
+    "!=": (4, False),
+    "<": (4, False),
+    "<=": (4, False),
+    ">": (4, False),
+    ">=": (4, False),
+    "+": (5, False),
+    "-": (5, False),
+    "*": (6, False),
+    "/": (6, False),
+    "//": (6, False),
+    "%": (6, False),
     "**": (8, True),
 }
 _FUNCTIONS: dict[str, Callable] = {"min": dims.dmin, "max": dims.dmax}
@@ -48,8 +58,13 @@ def tokenize(text: str) -> list[str]:
 
 def names_in(text: str) -> set[str]:
     """Names an expression refers to (without evaluating it)."""
-    return {t for t in tokenize(text) if t[0].isalpha() or t[0] == "_"} - set(_BINARY) - {"not"} \
-        - set(_FUNCTIONS) - set(_CONSTANTS)
+    return (
+        {t for t in tokenize(text) if t[0].isalpha() or t[0] == "_"}
+        - set(_BINARY)
+        - {"not"}
+        - set(_FUNCTIONS)
+        - set(_CONSTANTS)
+    )
 
 
 def evaluate(text: str, env: Mapping[str, Any]) -> Any:
@@ -186,5 +201,3 @@ def _compare(op: str, a: Any, b: Any) -> Any:
         eq = dims.equal(a, b)
         return None if eq is None else not eq
     return {"<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[op]()
-
-

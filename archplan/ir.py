@@ -107,4 +107,4 @@ def _find_cycle(stuck: list[str], inputs_of: dict) -> list[str]:
     while node not in seen:
         seen.append(node)
         node = next(s for s in inputs_of[node] if s in stuck_set)
-    return seen[seen.index(node):][::-1]
+    return seen[seen.index(node) :][::-1]

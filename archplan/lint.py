@@ -33,9 +33,14 @@ def border_warnings(result) -> list[Problem]:
         names = _AXES.get(len(losses), ("",) * len(losses))
         parts = [f"{loss} {name}".strip() for loss, name in zip(losses, names) if loss]
         size = "x".join(dims.to_str(d) for d in _input_shape(result, row)[2:])
-        out.append(_warn(row, f"{row.node.op.describe(row.node.args)} does not tile its {size} input: the last "
-                              f"{' and '.join(parts)} are never read",
-                         "pad the input or pick a size the windows divide, e.g. with ceil_mode or padding"))
+        out.append(
+            _warn(
+                row,
+                f"{row.node.op.describe(row.node.args)} does not tile its {size} input: the last "
+                f"{' and '.join(parts)} are never read",
+                "pad the input or pick a size the windows divide, e.g. with ceil_mode or padding",
+            )
+        )
     return out
 
 
@@ -62,13 +67,19 @@ def resolution_warnings(result) -> list[Problem]:
         elif carried is not None and node.op.family in _KEEP_FEATURES:
             mixed[node.name] = carried
         elif carried is not None and node.op.name == "Linear":
-            grid = "x".join(dims.to_str(d) if isinstance(d, int) or d.is_Atom else f"({dims.to_str(d)})"
-                            for d in carried)
+            grid = "x".join(
+                dims.to_str(d) if isinstance(d, int) or d.is_Atom else f"({dims.to_str(d)})" for d in carried
+            )
             count = f"{row.params:,}" if isinstance(row.params, int) else dims.to_str(row.params)
-            out.append(_warn(row, f"its {count} parameters depend on the input resolution "
-                                  f"(in_features includes a flattened {grid} spatial map)",
-                             "put a global pooling layer (adaptiveavgpool2d, output_size: 1) before flatten to make "
-                             "the net resolution independent"))
+            out.append(
+                _warn(
+                    row,
+                    f"its {count} parameters depend on the input resolution "
+                    f"(in_features includes a flattened {grid} spatial map)",
+                    "put a global pooling layer (adaptiveavgpool2d, output_size: 1) before flatten to make "
+                    "the net resolution independent",
+                )
+            )
     return out
 
 
@@ -87,10 +98,17 @@ def alignment_warnings(result) -> list[Problem]:
             concrete = all(dims.is_concrete(c) for c in centers)
             spread = max(centers) - min(centers) if concrete else 0
             if len(strides) > 1 or spread >= 1:
-                detail = ", ".join(f"{s}: stride {dims.to_str(f[axis].stride)}, offset {dims.to_str(f[axis].center)}"
-                                   for s, f in fields)
-                out.append(_warn(row, f"its input paths are not aligned along spatial axis {axis} ({detail})",
-                                 "check paddings and strides of the branches"))
+                detail = ", ".join(
+                    f"{s}: stride {dims.to_str(f[axis].stride)}, offset {dims.to_str(f[axis].center)}"
+                    for s, f in fields
+                )
+                out.append(
+                    _warn(
+                        row,
+                        f"its input paths are not aligned along spatial axis {axis} ({detail})",
+                        "check paddings and strides of the branches",
+                    )
+                )
                 break
     return out
 
@@ -113,12 +131,17 @@ def coverage_warnings(result) -> list[Problem]:
         sizes = [_concrete(d, result) for d in source[2:]]
         fields = [dims.as_int(a.size) for a in rf]
         if all(s is not None and f is not None for s, f in zip(sizes, fields)) and any(
-                f < s for f, s in zip(fields, sizes)):
+            f < s for f, s in zip(fields, sizes)
+        ):
             seen = "x".join(str(f) for f in fields)
             whole = "x".join(str(s) for s in sizes)
-            out.append(_warn(row, f"its receptive field is {seen}, smaller than the {whole} input: no output sees "
-                                  f"the whole image", "add layers, larger strides or dilation if global context "
-                                                      "matters"))
+            out.append(
+                _warn(
+                    row,
+                    f"its receptive field is {seen}, smaller than the {whole} input: no output sees the whole image",
+                    "add layers, larger strides or dilation if global context matters",
+                )
+            )
     return out
 
 
@@ -148,5 +171,8 @@ def dead_layer_warnings(result) -> list[Problem]:
             continue
         alive.add(name)
         stack.extend(graph.nodes[name].inputs)
-    return [_warn(row, "does not contribute to any output", "remove it or list it in outputs")
-            for row in result.layers if row.name not in alive]
+    return [
+        _warn(row, "does not contribute to any output", "remove it or list it in outputs")
+        for row in result.layers
+        if row.name not in alive
+    ]

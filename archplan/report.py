@@ -54,8 +54,11 @@ def rf_text(rf) -> str:
 def _rf_json(rf):
     if rf is None:
         return None
-    return {"size": [figure(a.size) for a in rf], "stride": [figure(a.stride) for a in rf],
-            "padding": [figure(a.padding) for a in rf]}
+    return {
+        "size": [figure(a.size) for a in rf],
+        "stride": [figure(a.stride) for a in rf],
+        "padding": [figure(a.padding) for a in rf],
+    }
 
 
 def to_json(result) -> dict:
@@ -65,21 +68,26 @@ def to_json(result) -> dict:
         "ok": result.ok,
         "inputs": {k: [figure(d) for d in v] for k, v in result.inputs.items()},
         "outputs": {k: [figure(d) for d in v] for k, v in result.outputs.items()},
-        "totals": {k: figure(result.totals[k])
-                   for k in ("params", "trainable_params", "buffers", "macs", "flops", "activation_bytes")},
-        "layers": [{
-            "name": row.name,
-            "op": row.node.op.name,
-            "inputs": list(row.node.inputs),
-            "output_shape": [figure(d) for d in row.output_shape],
-            "params": figure(row.params),
-            "buffers": figure(row.buffers),
-            "macs": figure(row.macs),
-            "flops": figure(row.flops),
-            "activation_bytes": figure(row.elements * _dtype_bytes(result)),
-            "receptive_field": _rf_json(row.receptive_field),
-            "line": row.node.line,
-        } for row in result.layers],
+        "totals": {
+            k: figure(result.totals[k])
+            for k in ("params", "trainable_params", "buffers", "macs", "flops", "activation_bytes")
+        },
+        "layers": [
+            {
+                "name": row.name,
+                "op": row.node.op.name,
+                "inputs": list(row.node.inputs),
+                "output_shape": [figure(d) for d in row.output_shape],
+                "params": figure(row.params),
+                "buffers": figure(row.buffers),
+                "macs": figure(row.macs),
+                "flops": figure(row.flops),
+                "activation_bytes": figure(row.elements * _dtype_bytes(result)),
+                "receptive_field": _rf_json(row.receptive_field),
+                "line": row.node.line,
+            }
+            for row in result.layers
+        ],
         "constraints": list(result.constraints),
         "minimum_sizes": dict(result.minimum_sizes),
         "dtype": result.dtype,
@@ -99,21 +107,31 @@ def rows(result) -> list[tuple]:
     for row in result.layers:
         node = row.node
         depth = len([s for s in node.scopes if s.index is not None or s.repeat is None])
-        out.append(("  " * depth + node.name, node.op.describe(node.args), shape_text(row.output_shape),
-                    human(row.params), human(row.macs), rf_text(row.receptive_field)))
+        out.append(
+            (
+                "  " * depth + node.name,
+                node.op.describe(node.args),
+                shape_text(row.output_shape),
+                human(row.params),
+                human(row.macs),
+                rf_text(row.receptive_field),
+            )
+        )
     return out
 
 
 def summary_lines(result) -> list[str]:
     t = result.totals
-    lines = ["Inputs: " + ", ".join(f"{k} {shape_text(v)}" for k, v in result.inputs.items()),
-             "Outputs: " + ", ".join(f"{k} {shape_text(v)}" for k, v in result.outputs.items()),
-             f"Total params: {human(t['params'])} (trainable {human(t['trainable_params'])}); "
-             f"buffers: {human(t['buffers'])}",
-             f"MACs: {human(t['macs'])}" + (f" ({short(t['macs'])})" if dims.as_int(t['macs']) else "")
-             + f"; FLOPs: {short(t['flops'])}",
-             f"Activations: {human(t['activation_elements'])} elements, {_bytes(t['activation_bytes'])} "
-             f"at {result.dtype}"]
+    lines = [
+        "Inputs: " + ", ".join(f"{k} {shape_text(v)}" for k, v in result.inputs.items()),
+        "Outputs: " + ", ".join(f"{k} {shape_text(v)}" for k, v in result.outputs.items()),
+        f"Total params: {human(t['params'])} (trainable {human(t['trainable_params'])}); "
+        f"buffers: {human(t['buffers'])}",
+        f"MACs: {human(t['macs'])}"
+        + (f" ({short(t['macs'])})" if dims.as_int(t["macs"]) else "")
+        + f"; FLOPs: {short(t['flops'])}",
+        f"Activations: {human(t['activation_elements'])} elements, {_bytes(t['activation_bytes'])} at {result.dtype}",
+    ]
     return lines
 
 
@@ -154,8 +172,12 @@ def table(result, path: str = "") -> str:
 
 
 def markdown(result, path: str = "") -> str:
-    lines = [f"## {result.graph.name or path}", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join(("---", "---", "---", "---:", "---:", "---:")) + "|"]
+    lines = [
+        f"## {result.graph.name or path}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join(("---", "---", "---", "---:", "---:", "---:")) + "|",
+    ]
     for r in rows(result):
         cells = [r[0].strip()] + list(r[1:])
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -41,9 +41,11 @@ class LayerCheck:
         out = []
         if self.actual_shape != self.expected_shape:
             out.append(f"shape {_shape(self.actual_shape)} != predicted {_shape(self.expected_shape)}")
-        pairs = (("params", self.expected_params, self.actual_params),
-                 ("buffers", self.expected_buffers, self.actual_buffers),
-                 ("FLOPs", self.expected_flops, self.actual_flops))
+        pairs = (
+            ("params", self.expected_params, self.actual_params),
+            ("buffers", self.expected_buffers, self.actual_buffers),
+            ("FLOPs", self.expected_flops, self.actual_flops),
+        )
         for what, want, got in pairs:
             if got is None:
                 got = 0 if what != "FLOPs" else None  # a functional step owns nothing; its FLOPs are in the total
@@ -135,8 +137,11 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     generated = generate_sources(net, values)
     analysis = generated.concrete
     module = load_module(generated.files["model.py"], analysis.graph.name)
-    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-               and v.__module__ == module.__name__]
+    classes = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__
+    ]
     torch.manual_seed(seed)
     model = module.build_model().eval()
     inputs = [torch.randn(tuple(int(d) for d in shape)) for shape in analysis.inputs.values()]
@@ -147,11 +152,19 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     for row in analysis.layers:
         sub = modules.get(row.name) if row.name in modules and row.name else None
         counted = flops.get(f"{root}.{row.name}") if sub is not None else None
-        checks.append(LayerCheck(
-            row.name, tuple(int(d) for d in row.output_shape), shapes.get(row.name),
-            int(dims.normalize(row.params)), None if sub is None else sum(p.numel() for p in sub.parameters()),
-            int(dims.normalize(row.buffers)), None if sub is None else sum(b.numel() for b in sub.buffers()),
-            2 * int(dims.normalize(row.macs)), None if sub is None else int(sum((counted or {}).values()))))
+        checks.append(
+            LayerCheck(
+                row.name,
+                tuple(int(d) for d in row.output_shape),
+                shapes.get(row.name),
+                int(dims.normalize(row.params)),
+                None if sub is None else sum(p.numel() for p in sub.parameters()),
+                int(dims.normalize(row.buffers)),
+                None if sub is None else sum(b.numel() for b in sub.buffers()),
+                2 * int(dims.normalize(row.macs)),
+                None if sub is None else int(sum((counted or {}).values())),
+            )
+        )
     totals = analysis.totals
     measured_out = tuple(tuple(o.shape) for o in outputs)
     predicted_out = tuple(tuple(int(d) for d in s) for s in analysis.outputs.values())
@@ -177,8 +190,11 @@ def format_report(report: Report, everything: bool = True) -> str:
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(4)]
     lines = [f"verify {report.net} at {sizes}", ""]
     for r in (head, *rows):
-        lines.append("  ".join(str(r[i]).ljust(widths[i]) if i == 0 or i == 1 else str(r[i]).rjust(widths[i])
-                               for i in range(4)) + "  " + r[4])
+        lines.append(
+            "  ".join(str(r[i]).ljust(widths[i]) if i == 0 or i == 1 else str(r[i]).rjust(widths[i]) for i in range(4))
+            + "  "
+            + r[4]
+        )
     lines.append("")
     for what, want, got in report.totals:
         status = "ok" if want == got else f"MISMATCH: torch {got}"

@@ -22,12 +22,15 @@ def run(*args):
     return result
 
 
-@pytest.mark.parametrize("example,fmt,extra", [
-    ("keras_mnist", "table", ["--set", "N=1"]),
-    ("lenet", "markdown", []),
-    ("unet", "json", []),
-    ("keras_mnist", "json", ["--set", "N=1"]),
-])
+@pytest.mark.parametrize(
+    "example,fmt,extra",
+    [
+        ("keras_mnist", "table", ["--set", "N=1"]),
+        ("lenet", "markdown", []),
+        ("unet", "json", []),
+        ("keras_mnist", "json", ["--set", "N=1"]),
+    ],
+)
 def test_golden_output(example, fmt, extra, update_golden):
     result = run("check", f"examples/{example}.yaml", "--format", fmt, *extra)
     assert result.exit_code == 0
@@ -67,8 +70,10 @@ def test_exit_codes(tmp_path):
 
 def test_errors_name_file_line_layer(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nlayers:\n"
-                   "  - {name: c, op: conv2d, out_channels: 4, kernel_size: 3, in_channels: 2}\n")
+    bad.write_text(
+        "archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nlayers:\n"
+        "  - {name: c, op: conv2d, out_channels: 4, kernel_size: 3, in_channels: 2}\n"
+    )
     result = run("check", str(bad))
     assert f"{bad}:6:5: error: c: in_channels mismatch: expected 3" in result.output
     assert "Traceback" not in result.output
@@ -83,30 +88,43 @@ def test_unreadable_file_is_a_usage_error(tmp_path):
 
 
 def test_help_is_fast_and_imports_nothing_heavy():
-    code = ("import sys; from archplan.cli import cli; sys.argv=['archplan','check','--help']\n"
-            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('sympy', 'torch', 'networkx', 'jinja2', 'yaml') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from archplan.cli import cli; sys.argv=['archplan','check','--help']\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('sympy', 'torch', 'networkx', 'jinja2', 'yaml') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
     assert "HEAVY []" in out
 
 
 def test_concrete_nets_do_not_import_sympy():
-    code = ("import sys, archplan\nr = archplan.load('examples/resnet50.yaml').analyze({'N': 1})\n"
-            "print(r.totals['params'], 'sympy' in sys.modules)")
+    code = (
+        "import sys, archplan\nr = archplan.load('examples/resnet50.yaml').analyze({'N': 1})\n"
+        "print(r.totals['params'], 'sympy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
     assert out.split() == ["25557032", "False"]
 
 
 def test_reference_text_arithmetic(tmp_path):
-    cases = [(224, "kernel_size: 2", 223), (224, "kernel_size: 3", 222), (224, "kernel_size: 2, padding: same", 224),
-             (224, "kernel_size: 3, padding: same", 224), (224, "kernel_size: 2, stride: 2, padding: same", 112),
-             (224, "kernel_size: 3, stride: 2, padding: same", 112), (224, "kernel_size: 2, stride: 2", 112),
-             (224, "kernel_size: 3, stride: 2", 111), (28, "kernel_size: 5, padding: full", 32)]
+    cases = [
+        (224, "kernel_size: 2", 223),
+        (224, "kernel_size: 3", 222),
+        (224, "kernel_size: 2, padding: same", 224),
+        (224, "kernel_size: 3, padding: same", 224),
+        (224, "kernel_size: 2, stride: 2, padding: same", 112),
+        (224, "kernel_size: 3, stride: 2, padding: same", 112),
+        (224, "kernel_size: 2, stride: 2", 112),
+        (224, "kernel_size: 3, stride: 2", 111),
+        (28, "kernel_size: 5, padding: full", 32),
+    ]
     for side, args, want in cases:
         path = tmp_path / "case.yaml"
-        path.write_text(f"archplan: 1\nname: c\ninputs:\n  x: [1, 3, {side}, {side}]\n"
-                        f"layers:\n  - {{op: conv2d, out_channels: 4, {args}}}\n")
+        path.write_text(
+            f"archplan: 1\nname: c\ninputs:\n  x: [1, 3, {side}, {side}]\n"
+            f"layers:\n  - {{op: conv2d, out_channels: 4, {args}}}\n"
+        )
         doc = json.loads(run("check", str(path), "--format", "json").output)
         assert list(doc["outputs"].values())[0][2:] == [want, want], args
 

@@ -59,11 +59,15 @@ def test_domain_equals_brute_force(seed):
 def test_three_poolings_need_multiples_of_eight():
     layers = []
     for i in range(3):
-        layers += [f"{{name: c{i}, op: conv2d, out_channels: 4, kernel_size: 3, padding: 1}}",
-                   f"{{name: p{i}, op: maxpool2d, kernel_size: 2}}"]
+        layers += [
+            f"{{name: c{i}, op: conv2d, out_channels: 4, kernel_size: 3, padding: 1}}",
+            f"{{name: p{i}, op: maxpool2d, kernel_size: 2}}",
+        ]
     for i in reversed(range(3)):
-        layers += [f"{{name: u{i}, op: convtranspose2d, out_channels: 4, kernel_size: 2, stride: 2}}",
-                   f"{{name: cat{i}, op: concat, in: [u{i}, c{i}]}}"]
+        layers += [
+            f"{{name: u{i}, op: convtranspose2d, out_channels: 4, kernel_size: 2, stride: 2}}",
+            f"{{name: cat{i}, op: concat, in: [u{i}, c{i}]}}",
+        ]
     result = load(layers, ("N", 3, "H", "W"), "symbols:\n  H: {}\n  W: {}\n").analyze()
     assert result.ok
     assert result.constraints == ["H % 8 == 0", "H >= 8", "W % 8 == 0", "W >= 8"]
@@ -72,15 +76,18 @@ def test_three_poolings_need_multiples_of_eight():
 
 
 def test_input_expressions_must_be_integral():
-    result = archplan.loads(net_text(["{op: add, in: [a, b]}"], {"a": ["N", 3, "H/2", 4], "b": ["N", 3, "H/2", 4]},
-                                     "symbols:\n  H: {}\n")).analyze()
+    result = archplan.loads(
+        net_text(["{op: add, in: [a, b]}"], {"a": ["N", 3, "H/2", 4], "b": ["N", 3, "H/2", 4]}, "symbols:\n  H: {}\n")
+    ).analyze()
     assert result.ok
     assert "H % 2 == 0" in result.constraints
 
 
 def test_kernel_larger_than_input_gives_minimum_size():
-    result = load(["{op: conv2d, out_channels: 2, kernel_size: 5}", "{op: conv2d, out_channels: 2, kernel_size: 5}"],
-                  ("N", 3, "H", 16)).analyze()
+    result = load(
+        ["{op: conv2d, out_channels: 2, kernel_size: 5}", "{op: conv2d, out_channels: 2, kernel_size: 5}"],
+        ("N", 3, "H", 16),
+    ).analyze()
     assert result.ok
     assert result.minimum_sizes == {"H": 9}
     assert "H >= 9" in result.constraints
@@ -88,8 +95,12 @@ def test_kernel_larger_than_input_gives_minimum_size():
 
 
 def test_never_valid_is_an_error_at_the_merge():
-    layers = ["{name: p, op: maxpool2d, kernel_size: 2}", "{name: a, op: upsample, scale_factor: 2}",
-              "{name: b, op: zeropad2d, padding: [0, 0, 1, 0], in: x}", "{name: s, op: add, in: [a, b]}"]
+    layers = [
+        "{name: p, op: maxpool2d, kernel_size: 2}",
+        "{name: a, op: upsample, scale_factor: 2}",
+        "{name: b, op: zeropad2d, padding: [0, 0, 1, 0], in: x}",
+        "{name: s, op: add, in: [a, b]}",
+    ]
     result = load(layers, ("N", 3, "H", 8)).analyze()  # 2*floor(H/2) can never equal H + 1
     assert not result.ok
     assert result.errors[0].layer == "s"
@@ -97,28 +108,38 @@ def test_never_valid_is_an_error_at_the_merge():
 
 
 def test_decidable_mismatch_is_reported_at_once():
-    layers = ["{name: a, op: conv2d, out_channels: 2, kernel_size: 3}",
-              "{name: b, op: conv2d, out_channels: 2, kernel_size: 1, in: x}", "{name: s, op: add, in: [a, b]}"]
+    layers = [
+        "{name: a, op: conv2d, out_channels: 2, kernel_size: 3}",
+        "{name: b, op: conv2d, out_channels: 2, kernel_size: 1, in: x}",
+        "{name: s, op: add, in: [a, b]}",
+    ]
     result = load(layers, ("N", 3, "H", "H")).analyze()
     assert [e.layer for e in result.errors] == ["s"]
     assert "H - 2 vs H" in result.errors[0].message
 
 
-@pytest.mark.parametrize("residues,period,text", [
-    ({0}, 8, "H % 8 == 0"),
-    ({0, 4}, 8, "H % 4 == 0"),
-    ({1, 3, 5, 7}, 8, "H % 2 == 1"),
-    (set(range(8)) - {3}, 8, "H % 8 != 3"),
-    ({0, 1}, 4, "H % 4 in (0, 1)"),
-    (set(range(6)), 6, None),
-])
+@pytest.mark.parametrize(
+    "residues,period,text",
+    [
+        ({0}, 8, "H % 8 == 0"),
+        ({0, 4}, 8, "H % 4 == 0"),
+        ({1, 3, 5, 7}, 8, "H % 2 == 1"),
+        (set(range(8)) - {3}, 8, "H % 8 != 3"),
+        ({0, 1}, 4, "H % 4 in (0, 1)"),
+        (set(range(6)), 6, None),
+    ],
+)
 def test_simplest_form(residues, period, text):
     assert simplest_form("H", residues, period) == text
 
 
 def test_symbolic_linear_after_flatten_depends_on_resolution():
-    layers = ["{op: conv2d, out_channels: 4, kernel_size: 3}", "{op: maxpool2d, kernel_size: 2}",
-              "{op: flatten}", "{op: linear, out_features: 10}"]
+    layers = [
+        "{op: conv2d, out_channels: 4, kernel_size: 3}",
+        "{op: maxpool2d, kernel_size: 2}",
+        "{op: flatten}",
+        "{op: linear, out_features: 10}",
+    ]
     result = load(layers, ("N", 1, "H", "H")).analyze()
     fc = result.layers[-1]
     import sympy

@@ -26,7 +26,8 @@ def test_all_errors_are_collected_with_lines_and_layers():
         "  - {name: c2, op: conv2d, out_channels: 8, kernel: 3, in: x}\n"
         "  - {name: c3, op: conv2d, out_channels: 8, kernel_size: 3, in_channels: 4, in: x}\n"
         "  - {name: s, op: add, in: [c3, nope]}\n"
-        "  - {name: 2bad, op: relu}\n")
+        "  - {name: 2bad, op: relu}\n"
+    )
     errors = problems(text)
     by_layer = {(e.layer, e.line): e.message for e in errors}
     assert "unknown op 'conv2dd'" in by_layer[("c1", 6)]
@@ -37,23 +38,26 @@ def test_all_errors_are_collected_with_lines_and_layers():
     assert any("must be a Python identifier" in e.message and e.line == 10 for e in errors)
 
 
-@pytest.mark.parametrize("layer,needle", [
-    ("{op: conv2d, out_channels: 8, kernel_size: 64}", "not positive"),
-    ("{op: conv2d, out_channels: -8, kernel_size: 3}", "expected a positive integer size, received -8"),
-    ("{op: conv2d, out_channels: 8, kernel_size: [3, 3, 3]}", "expected an integer or a list of 2"),
-    ("{op: conv2d, out_channels: 8, kernel_size: 3, bias: 1}", "expected true or false"),
-    ("{op: conv2d, out_channels: 8, kernel_size: 3, groups: 2}", "divisible by groups"),
-    ("{op: conv2d, out_channels: eight, kernel_size: 3}", "unknown name 'eight'"),
-    ("{op: maxpool2d, kernel_size: 2, padding: full}", "'full' is not supported here"),
-    ("{op: maxpool2d, kernel_size: 2, padding: 2}", "more than half the kernel size"),
-    ("{op: linear}", "requires the argument 'out_features'"),
-    ("{op: linear, out_features: 10, in_features: 7}", "in_features mismatch: expected 32"),
-    ("{op: conv1d, out_channels: 8, kernel_size: 3}", "expects a 3-D input, received a 4-D tensor"),
-    ("{op: add}", "takes at least 2 input(s), received 1"),
-    ("{op: dropout, p: 1.5}", "expected a number in [0, 1], received 1.5"),
-    ("{op: upsample}", "exactly one of size or scale_factor"),
-    ("{op: conv2d, out_channels: '__import__(\"os\")', kernel_size: 3}", "unexpected"),
-])
+@pytest.mark.parametrize(
+    "layer,needle",
+    [
+        ("{op: conv2d, out_channels: 8, kernel_size: 64}", "not positive"),
+        ("{op: conv2d, out_channels: -8, kernel_size: 3}", "expected a positive integer size, received -8"),
+        ("{op: conv2d, out_channels: 8, kernel_size: [3, 3, 3]}", "expected an integer or a list of 2"),
+        ("{op: conv2d, out_channels: 8, kernel_size: 3, bias: 1}", "expected true or false"),
+        ("{op: conv2d, out_channels: 8, kernel_size: 3, groups: 2}", "divisible by groups"),
+        ("{op: conv2d, out_channels: eight, kernel_size: 3}", "unknown name 'eight'"),
+        ("{op: maxpool2d, kernel_size: 2, padding: full}", "'full' is not supported here"),
+        ("{op: maxpool2d, kernel_size: 2, padding: 2}", "more than half the kernel size"),
+        ("{op: linear}", "requires the argument 'out_features'"),
+        ("{op: linear, out_features: 10, in_features: 7}", "in_features mismatch: expected 32"),
+        ("{op: conv1d, out_channels: 8, kernel_size: 3}", "expects a 3-D input, received a 4-D tensor"),
+        ("{op: add}", "takes at least 2 input(s), received 1"),
+        ("{op: dropout, p: 1.5}", "expected a number in [0, 1], received 1.5"),
+        ("{op: upsample}", "exactly one of size or scale_factor"),
+        ("{op: conv2d, out_channels: '__import__(\"os\")', kernel_size: 3}", "unexpected"),
+    ],
+)
 def test_layer_errors(layer, needle):
     errors = problems(HEAD + f"  - {layer}\n")
     assert errors, layer
@@ -95,10 +99,12 @@ def test_missing_top_level_keys_and_unknown_keys():
 
 
 def test_block_errors():
-    text = ("archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nblocks:\n  b:\n    args: {c: null}\n"
-            "    layers:\n      - {op: conv2d, out_channels: c, kernel_size: 1}\n"
-            "layers:\n  - {name: u, block: b}\n  - {name: v, block: b, args: {c: 4, d: 1}}\n  - {name: w, block: nob}\n"
-            "  - {name: r, block: b, args: {c: 2}, repeat: 0}\n")
+    text = (
+        "archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nblocks:\n  b:\n    args: {c: null}\n"
+        "    layers:\n      - {op: conv2d, out_channels: c, kernel_size: 1}\n"
+        "layers:\n  - {name: u, block: b}\n  - {name: v, block: b, args: {c: 4, d: 1}}\n  - {name: w, block: nob}\n"
+        "  - {name: r, block: b, args: {c: 2}, repeat: 0}\n"
+    )
     messages = {e.layer: e.message for e in problems(text)}
     assert "requires the argument 'c'" in messages["u"]
     assert "has no argument 'd'" in messages["v"]
@@ -128,7 +134,9 @@ def test_strict_turns_warnings_into_errors():
 
 
 def test_huge_expansion_is_refused():
-    text = ("archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nblocks:\n  b:\n    layers:\n      - {op: relu}\n"
-            "layers:\n  - {block: b, repeat: 200000}\n")
+    text = (
+        "archplan: 1\nname: t\ninputs:\n  x: [1, 3, 8, 8]\nblocks:\n  b:\n    layers:\n      - {op: relu}\n"
+        "layers:\n  - {block: b, repeat: 200000}\n"
+    )
     (error,) = problems(text)
     assert "expands to more than" in error.message

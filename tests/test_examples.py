@@ -46,8 +46,11 @@ def test_published_figures(name):
         assert round(result.totals["macs"] / 1e9, digits) == gmacs
         assert result.totals["flops"] == 2 * result.totals["macs"]
     if rf:
-        sizes = [r.receptive_field[0].size for r in result.layers
-                 if r.receptive_field and r.node.op.name in ("Conv2d", "MaxPool2d")]
+        sizes = [
+            r.receptive_field[0].size
+            for r in result.layers
+            if r.receptive_field and r.node.op.name in ("Conv2d", "MaxPool2d")
+        ]
         assert max(sizes) == rf
 
 
@@ -105,9 +108,23 @@ def _reference():
     return torch_reference
 
 
-@pytest.mark.parametrize("name", ["lenet", "keras_mnist", "simple_convnet", "alexnet", "resnet18", "resnet50",
-                                  "unet", "mobilenet_v2", "densenet121", "squeezenet1_1", "googlenet",
-                                  "efficientnet_b0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lenet",
+        "keras_mnist",
+        "simple_convnet",
+        "alexnet",
+        "resnet18",
+        "resnet50",
+        "unet",
+        "mobilenet_v2",
+        "densenet121",
+        "squeezenet1_1",
+        "googlenet",
+        "efficientnet_b0",
+    ],
+)
 def test_analysis_equals_torch_layer_by_layer(name):
     """Parameters, MACs and output shape of each named module, measured in torch with forward hooks."""
     ref = _reference()
@@ -122,8 +139,11 @@ def test_analysis_equals_torch_layer_by_layer(name):
     assert result.ok
     modules = dict(model.named_modules())
     seen = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, key=k: seen.__setitem__(key, tuple(o.shape)))
-             for k, m in modules.items() if k]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, key=k: seen.__setitem__(key, tuple(o.shape)))
+        for k, m in modules.items()
+        if k
+    ]
     with torch.no_grad():
         out = model(torch.randn(*shape))
     for h in hooks:

@@ -14,10 +14,34 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SOURCES = [yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in ("resnet18", "unet", "keras_mnist")]
 
 junk = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
-              st.sampled_from(["", "H", "c*4", "H//0", "same", "full", "relu", "input", "x.y", "1/3", "((", "N-1",
-                               "__import__('os')", "max(1, H)", "2**99", "not c", "c == 1"]),
-              st.text(max_size=6)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 300),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(
+            [
+                "",
+                "H",
+                "c*4",
+                "H//0",
+                "same",
+                "full",
+                "relu",
+                "input",
+                "x.y",
+                "1/3",
+                "((",
+                "N-1",
+                "__import__('os')",
+                "max(1, H)",
+                "2**99",
+                "not c",
+                "c == 1",
+            ]
+        ),
+        st.text(max_size=6),
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
     max_leaves=6,
 )
@@ -43,8 +67,12 @@ def replaced(doc, path, value):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(source=st.sampled_from(range(len(SOURCES))), pick=st.integers(0, 10_000), value=junk,
-       sizes=st.dictionaries(st.sampled_from(["N", "H", "W"]), st.integers(1, 300), max_size=2))
+@given(
+    source=st.sampled_from(range(len(SOURCES))),
+    pick=st.integers(0, 10_000),
+    value=junk,
+    sizes=st.dictionaries(st.sampled_from(["N", "H", "W"]), st.integers(1, 300), max_size=2),
+)
 def test_mutated_examples_never_raise(source, pick, value, sizes):
     doc = SOURCES[source]
     all_paths = list(paths(doc))

@@ -37,8 +37,9 @@ def ruff() -> list[str]:
 def assert_ruff_clean(folder: Path) -> None:
     files = [str(p) for p in folder.glob("*.py")]
     for args in (["check", "--select", "E,F,W"], ["format", "--check"]):
-        done = subprocess.run([*ruff(), *args, "--no-cache", "--line-length", "120", *files], capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [*ruff(), *args, "--no-cache", "--line-length", "120", *files], capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -70,7 +71,8 @@ def test_generated_model_matches_the_analysis(name, tmp_path):
     for row in analysis.layers:
         if row.name in modules:
             modules[row.name].register_forward_hook(
-                lambda m, a, o, name=row.name: shapes.__setitem__(name, tuple(o.shape)) and None)
+                lambda m, a, o, name=row.name: shapes.__setitem__(name, tuple(o.shape)) and None
+            )
     inputs = [torch.randn(tuple(s)) for s in analysis.inputs.values()]
     with torch.no_grad():
         output = model(*inputs)
@@ -92,8 +94,13 @@ def _imports(source: str) -> set:
 @pytest.mark.parametrize("name", ["lenet", "resnet18", "unet"])
 def test_the_generated_self_check_passes(name, tmp_path):
     out = generate(name, tmp_path)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_model.py"], cwd=out,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_model.py"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
 
@@ -156,16 +163,20 @@ def test_refuses_a_non_empty_outdir_without_force(tmp_path):
     assert (out / "model.py").exists() and (out / "notes.txt").read_text() == "mine"
 
 
-HOSTILE = '''archplan: 1
+HOSTILE = (
+    """archplan: 1
 name: hostile
-description: "Ends a docstring \\"\\"\\" and ''' + "'''" + ''' then __import__('os').system('touch PWNED')\\n\\
+description: "Ends a docstring \\"\\"\\" and """
+    + "'''"
+    + """ then __import__('os').system('touch PWNED')\\n\\
   # not code\\r\\n\\tbackslash \\\\ and \\\\\\" and {{ jinja }} {% if x %} Ünïcødé ✓ \\0 \\u2028 end\\\\"
 symbols: {N: {}}
 inputs:
   x: [N, 4]
 layers:
   - {name: fc, op: linear, out_features: 2}
-'''
+"""
+)
 
 
 def test_description_cannot_inject_code(tmp_path):
@@ -189,8 +200,7 @@ def test_description_cannot_inject_code(tmp_path):
         os.chdir(cwd)
     assert not (tmp_path / "PWNED").exists()
     doc = " ".join(module.Hostile.__doc__.split())
-    for word in ("__import__('os').system('touch", '"""', "'''",
-                 "{{ jinja }}", "Ünïcødé", "✓", "backslash \\ and \\\""):
+    for word in ("__import__('os').system('touch", '"""', "'''", "{{ jinja }}", "Ünïcødé", "✓", 'backslash \\ and \\"'):
         assert word in doc, word
     assert "\x00" in module.Hostile.__doc__  # kept, as an escape; line separators become line breaks
 
@@ -227,8 +237,23 @@ def test_codegen_asserts_identifiers():
 def test_templates_ship_in_a_non_editable_install(tmp_path):
     """Build the wheel, install it (no deps) into a folder and generate from there."""
     wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(wheel_dir)], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if build.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {build.stderr[-500:]}")
     wheel = next(wheel_dir.glob("archplan-*.whl"))
@@ -237,21 +262,39 @@ def test_templates_ship_in_a_non_editable_install(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for template in ("model.py.j2", "train.py.j2", "README.md.j2", "test_model.py.j2"):
         assert f"archplan/templates/{template}" in names
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                              str(wheel)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
-    script = ("import archplan, archplan.codegen as c; print(archplan.__file__); "
-              f"g = c.generate_sources(archplan.load({str(ROOT / 'examples' / 'lenet.yaml')!r})); "
-              "print(sorted(g.files))")
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(target)}, timeout=120)
+    script = (
+        "import archplan, archplan.codegen as c; print(archplan.__file__); "
+        f"g = c.generate_sources(archplan.load({str(ROOT / 'examples' / 'lenet.yaml')!r})); "
+        "print(sorted(g.files))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert str(target) in done.stdout and "'train.py'" in done.stdout
 
 
 def run_train(folder: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "train.py", "--no-progress", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    return subprocess.run(
+        [sys.executable, "train.py", "--no-progress", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
 
 
 def test_generated_lenet_trains_one_epoch_on_digits(tmp_path):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from oracle import analyze, build  # noqa: E402
 
+
 def conv(k, s, p, d):
     return f"{{op: conv2d, out_channels: 1, kernel_size: {k}, stride: {s}, padding: {p}, dilation: {d}}}"
 

@@ -65,6 +65,7 @@ def test_golden_dot(case, update_golden):
 
 # -- content -----------------------------------------------------------------------------------------
 
+
 def test_resnet50_expanded_shows_every_stage_with_shapes():
     dot = build("resnet50")
     source = dot.source
@@ -151,6 +152,7 @@ def test_api_returns_digraph():
 
 # -- pictures ----------------------------------------------------------------------------------------
 
+
 @needs_dot
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_renders(path, tmp_path):
@@ -203,6 +205,7 @@ def test_graphviz_pure_fallback(tmp_path, monkeypatch):
 
 # -- no layout program -------------------------------------------------------------------------------
 
+
 def test_missing_dot_writes_dot_and_exits_1(tmp_path, no_layout):
     out = tmp_path / "net.svg"
     result = run(example("lenet"), "-o", out)
@@ -225,11 +228,20 @@ def test_dot_output_needs_no_binary(tmp_path, no_layout):
 
 # -- usage and broken files ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["-o", "x.bmp"], ["-o", "x.svg", "--format", "gif"], ["-o", "x.svg", "--show", "flops"],
-    ["-o", "x.svg", "--set", "H"], ["-o", "x.svg", "--set", "Q=3"], ["-o", "x.svg", "--depth", "-1"],
-    ["-o", "-", "--format", "svg"], [],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-o", "x.bmp"],
+        ["-o", "x.svg", "--format", "gif"],
+        ["-o", "x.svg", "--show", "flops"],
+        ["-o", "x.svg", "--set", "H"],
+        ["-o", "x.svg", "--set", "Q=3"],
+        ["-o", "x.svg", "--depth", "-1"],
+        ["-o", "-", "--format", "svg"],
+        [],
+    ],
+)
 def test_usage_errors_exit_2(args, tmp_path):
     result = CliRunner().invoke(cli, ["render", example("unet"), *args])
     assert result.exit_code == 2, result.output
@@ -258,6 +270,7 @@ def test_format_for():
 
 
 # -- chart ---------------------------------------------------------------------------------------------
+
 
 def test_chart(tmp_path):
     pytest.importorskip("matplotlib")

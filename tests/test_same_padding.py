@@ -27,18 +27,30 @@ def naive_same_pool(x, kernel, stride, reduce):
         starts.append([i * s - total // 2 for i in range(out)])
     result = torch.empty(*x.shape[:2], *out_sizes)
     for index in itertools.product(*(range(o) for o in out_sizes)):
-        window = x[(slice(None), slice(None), *(
-            slice(max(starts[a][i], 0), min(starts[a][i] + kernel[a], x.shape[2 + a])) for a, i in enumerate(index)))]
+        window = x[
+            (
+                slice(None),
+                slice(None),
+                *(
+                    slice(max(starts[a][i], 0), min(starts[a][i] + kernel[a], x.shape[2 + a]))
+                    for a, i in enumerate(index)
+                ),
+            )
+        ]
         result[(slice(None), slice(None), *index)] = reduce(window.flatten(2))
     return result
 
 
 @settings(max_examples=25, deadline=None)
-@given(h=st.integers(1, 12), w=st.integers(1, 12), k=st.integers(1, 4), s=st.integers(1, 3),
-       kind=st.sampled_from(["maxpool2d", "avgpool2d"]))
+@given(
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    kind=st.sampled_from(["maxpool2d", "avgpool2d"]),
+)
 def test_same_pooling_matches_tensorflow(tmp_path_factory, h, w, k, s, kind):
-    text = net_text([f"{{name: pool, op: {kind}, kernel_size: {k}, stride: {s}, padding: same}}"],
-                    {"x": [2, 3, h, w]})
+    text = net_text([f"{{name: pool, op: {kind}, kernel_size: {k}, stride: {s}, padding: same}}"], {"x": [2, 3, h, w]})
     result = archplan.loads(text).analyze()
     assert result.ok, result.errors
     assert result.layers[0].output_shape == (2, 3, -(-h // s), -(-w // s))

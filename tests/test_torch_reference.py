@@ -177,11 +177,7 @@ def expand(layers, blocks, env=None, prefix=""):
                 sub = f"{name}.{i}." if repeat is not None else f"{name}."
                 yield from expand(block["layers"], blocks, inner, sub)
         else:
-            attrs = {
-                k: _value(v, env)
-                for k, v in layer.items()
-                if k not in ("name", "op", "in", "when")
-            }
+            attrs = {k: _value(v, env) for k, v in layer.items() if k not in ("name", "op", "in", "when")}
             yield name, layer["op"].lower(), attrs
 
 
@@ -224,9 +220,7 @@ def _check_attrs(full, op, attrs, mod):
         if isinstance(want, str):  # symbolic / 'same' etc.: not checked here
             continue
         conv = key in PAIR_ATTRS and isinstance(mod, nn.modules.conv._ConvNd)
-        tupled = (key in PAIR_ATTRS or key == "output_size") and (
-            isinstance(want, list) or isinstance(have, tuple)
-        )
+        tupled = (key in PAIR_ATTRS or key == "output_size") and (isinstance(want, list) or isinstance(have, tuple))
         if conv or tupled:
             have, want = _pair(have), _pair(want)
         assert have == want, f"{full}.{key}: torch {have!r} != yaml {want!r}"
@@ -275,12 +269,9 @@ def test_yaml_layers_match_reference(name, models):
         assert type(mod).__name__.lower() == op, f"{full}: {type(mod).__name__} vs {op}"
         _check_attrs(full, op, attrs, mod)
     # and the other way round: every module owning parameters is a YAML layer
-    owners = {
-        n for n, m in mods.items() if any(True for _ in m.parameters(recurse=False))
-    }
+    owners = {n for n, m in mods.items() if any(True for _ in m.parameters(recurse=False))}
     assert owners == yaml_param_layers, (
-        f"only in torch: {sorted(owners - yaml_param_layers)}; "
-        f"only in yaml: {sorted(yaml_param_layers - owners)}"
+        f"only in torch: {sorted(owners - yaml_param_layers)}; only in yaml: {sorted(yaml_param_layers - owners)}"
     )
 
 

@@ -109,8 +109,22 @@ class RandomNet:
 
     def step(self) -> None:
         r, c, h, w = self.rng, self.c, self.h, self.w
-        kinds = ["conv", "conv", "pool", "norm", "act", "skip", "cat", "up", "res", "mix", "inner", "pad",
-                 "tconv", "drop"]
+        kinds = [
+            "conv",
+            "conv",
+            "pool",
+            "norm",
+            "act",
+            "skip",
+            "cat",
+            "up",
+            "res",
+            "mix",
+            "inner",
+            "pad",
+            "tconv",
+            "drop",
+        ]
         kind = "mix" if any(s[2:] == (2 * h, 2 * w) for s in self.seen) and r.random() < 0.3 else r.choice(kinds)
         if kind == "conv":
             k, s = r.choice([1, 2, 3, 5]), r.choice([1, 1, 2])
@@ -123,8 +137,13 @@ class RandomNet:
                 p = 0 if pad == "valid" else int(pad)
                 hh, ww = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
             if min(hh, ww) >= 2:
-                self.add(f"op: conv2d, out_channels: {out}, kernel_size: {k}, stride: {s}, padding: {pad}, "
-                         f"groups: {groups}, bias: {r.choice(['true', 'false'])}", out, hh, ww)
+                self.add(
+                    f"op: conv2d, out_channels: {out}, kernel_size: {k}, stride: {s}, padding: {pad}, "
+                    f"groups: {groups}, bias: {r.choice(['true', 'false'])}",
+                    out,
+                    hh,
+                    ww,
+                )
         elif kind == "pool" and min(h, w) >= 4:
             op, k = r.choice(["maxpool2d", "avgpool2d"]), r.choice([2, 3])
             ceil = r.choice(["true", "false"])
@@ -134,11 +153,17 @@ class RandomNet:
 
             self.add(f"op: {op}, kernel_size: {k}, ceil_mode: {ceil}", c, size(h), size(w), named=r.random() < 0.8)
         elif kind == "norm":
-            self.add(r.choice(["op: batchnorm2d", "op: groupnorm, num_groups: 1", "op: batchnorm2d, affine: false"]),
-                     c, h, w)
+            self.add(
+                r.choice(["op: batchnorm2d", "op: groupnorm, num_groups: 1", "op: batchnorm2d, affine: false"]), c, h, w
+            )
         elif kind == "act":
-            self.add("op: " + r.choice(["relu", "gelu", "tanh", "sigmoid", "leakyrelu", "silu", "hardswish"]), c, h,
-                     w, named=r.random() < 0.7)
+            self.add(
+                "op: " + r.choice(["relu", "gelu", "tanh", "sigmoid", "leakyrelu", "silu", "hardswish"]),
+                c,
+                h,
+                w,
+                named=r.random() < 0.7,
+            )
         elif kind == "drop":
             self.add(f"op: dropout, p: {r.choice([0.1, 0.5])}", c, h, w)
         elif kind in ("skip", "cat"):
@@ -156,8 +181,12 @@ class RandomNet:
             self.add("op: zeropad2d, padding: [1, 0, 2, 1]", c, h + 3, w + 1)
         elif kind == "tconv" and max(h, w) <= 16:
             out = r.choice([2, 4])
-            self.add(f"op: convtranspose2d, out_channels: {out}, kernel_size: 3, stride: 2, padding: 1, "
-                     f"output_padding: 1", out, 2 * h, 2 * w)
+            self.add(
+                f"op: convtranspose2d, out_channels: {out}, kernel_size: 3, stride: 2, padding: 1, output_padding: 1",
+                out,
+                2 * h,
+                2 * w,
+            )
         elif kind == "res":
             out, s, n = r.choice([c, 4, 8]), r.choice([1, 2]), r.choice([1, 2, 3])
             hh, ww = -(-h // s), -(-w // s)
@@ -172,8 +201,12 @@ class RandomNet:
                 skip = r.choice(skips)
                 out = r.choice([2, 4])
                 wide = r.choice(["true", "false"])
-                self.add(f"block: mix, args: {{c: {out}, wide: {wide}}}, in: [{self.seen[-1][0]}, {skip[0]}]", out,
-                         2 * h, 2 * w)
+                self.add(
+                    f"block: mix, args: {{c: {out}, wide: {wide}}}, in: [{self.seen[-1][0]}, {skip[0]}]",
+                    out,
+                    2 * h,
+                    2 * w,
+                )
         elif kind == "inner":
             out = r.choice([4, 6])
             self.add(f"block: inner, args: {{c: {out}}}", out, h, w)
@@ -186,8 +219,10 @@ class RandomNet:
             self.add("op: adaptiveavgpool2d, output_size: 1", self.c, 1, 1)
             self.add("op: flatten", self.c, 1, 1)
             self.add(f"op: linear, out_features: {self.rng.choice([3, 10])}", 0, 0, 0)
-        return (f"archplan: 1\nname: random_net\nsymbols: {{N: {{}}}}\ninputs:\n  image: [N, 3, {self.h0}, "
-                f"{self.w0}]\n" + BLOCKS + "layers:\n" + "\n".join(self.lines) + "\n")
+        return (
+            f"archplan: 1\nname: random_net\nsymbols: {{N: {{}}}}\ninputs:\n  image: [N, 3, {self.h0}, "
+            f"{self.w0}]\n" + BLOCKS + "layers:\n" + "\n".join(self.lines) + "\n"
+        )
 
     def build(self) -> str:
         self.h0, self.w0 = self.h, self.w

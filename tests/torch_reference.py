@@ -118,13 +118,9 @@ def vgg16(num_classes: int = 1000) -> nn.Module:
     """torchvision.models.vgg16 (no BN), flattened: 138,357,544 params."""
     layers: list[tuple[str, nn.Module]] = []
     cin = 3
-    for stage, (cout, n) in enumerate(
-        [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], 1
-    ):
+    for stage, (cout, n) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], 1):
         for i in range(1, n + 1):
-            layers.append(
-                (f"conv{stage}_{i}", nn.Conv2d(cin, cout, kernel_size=3, padding=1))
-            )
+            layers.append((f"conv{stage}_{i}", nn.Conv2d(cin, cout, kernel_size=3, padding=1)))
             layers.append((f"relu{stage}_{i}", nn.ReLU()))
             cin = cout
         layers.append((f"pool{stage}", nn.MaxPool2d(kernel_size=2, stride=2)))
@@ -329,9 +325,7 @@ class InvertedResidual(nn.Module):
             self.expand_conv = nn.Conv2d(cin, hidden, 1, bias=False)
             self.expand_bn = nn.BatchNorm2d(hidden)
             self.expand_relu = nn.ReLU6()
-        self.dw_conv = nn.Conv2d(
-            hidden, hidden, 3, stride=stride, padding=1, groups=hidden, bias=False
-        )
+        self.dw_conv = nn.Conv2d(hidden, hidden, 3, stride=stride, padding=1, groups=hidden, bias=False)
         self.dw_bn = nn.BatchNorm2d(hidden)
         self.dw_relu = nn.ReLU6()
         self.project_conv = nn.Conv2d(hidden, c, 1, bias=False)
@@ -535,9 +529,7 @@ def _basic_conv(cin: int, c: int, k: int = 1, s: int = 1, p: int = 0) -> nn.Sequ
 class Inception(nn.Module):
     """torchvision Inception (the "5x5" branch is a 3x3 conv, as there)."""
 
-    def __init__(
-        self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool: int
-    ):
+    def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool: int):
         super().__init__()
         self.branch1 = _basic_conv(cin, c1)
         self.branch2_reduce = _basic_conv(cin, c3r)
@@ -618,9 +610,7 @@ class MBConv(nn.Module):
             self.expand = nn.Conv2d(cin, hidden, 1, bias=False)
             self.expand_bn = nn.BatchNorm2d(hidden, eps=0.001)
             self.expand_act = nn.SiLU()
-        self.depthwise = nn.Conv2d(
-            hidden, hidden, k, stride=s, padding=(k - 1) // 2, groups=hidden, bias=False
-        )
+        self.depthwise = nn.Conv2d(hidden, hidden, k, stride=s, padding=(k - 1) // 2, groups=hidden, bias=False)
         self.depthwise_bn = nn.BatchNorm2d(hidden, eps=0.001)
         self.depthwise_act = nn.SiLU()
         squeeze = max(1, cin // 4)

@@ -136,15 +136,18 @@ class Op:
             for shape in ins:
                 if len(shape) not in self.ranks:
                     want = " or ".join(f"{r}-D" for r in self.ranks)
-                    raise RuleError(f"{self.name} expects a {want} input, received a {len(shape)}-D tensor "
-                                    f"{format_shape(shape)}")
+                    raise RuleError(
+                        f"{self.name} expects a {want} input, received a {len(shape)}-D tensor {format_shape(shape)}"
+                    )
         for key, source in self.inferred.items():
             given = a.get(key)
             if given is not None:
                 actual = self.inferred_value(key, ins)
                 if dims.equal(given, actual) is False:
-                    raise RuleError(f"{key} mismatch: expected {dims.to_str(actual)} (from {source} of "
-                                    f"{format_shape(ins[0])}), received {dims.to_str(given)}")
+                    raise RuleError(
+                        f"{key} mismatch: expected {dims.to_str(actual)} (from {source} of "
+                        f"{format_shape(ins[0])}), received {dims.to_str(given)}"
+                    )
 
     def inferred_value(self, key: str, ins: Sequence[Shape]) -> Any:
         return ins[0][1]
@@ -174,8 +177,9 @@ class Op:
         return self.name.lower()
 
     def emit(self, a: Args, ins: Sequence[Shape]) -> Module | Expression:
-        kwargs = tuple((k, a[k]) for k, p in self.params.items()
-                       if k in a and (a[k] != p.default or k in self.always_emit))
+        kwargs = tuple(
+            (k, a[k]) for k, p in self.params.items() if k in a and (a[k] != p.default or k in self.always_emit)
+        )
         return Module(f"nn.{self.name}", kwargs)
 
 
@@ -219,5 +223,21 @@ def closest(name: str) -> str | None:
     return keys[match[0]] if match else None
 
 
-__all__ = ["Op", "Args", "AxisRF", "Module", "Expression", "Needs", "register", "lookup", "closest", "all_ops",
-           "variant", "window_rf", "upsampled_rf", "format_shape", "MISSING", "Shape"]
+__all__ = [
+    "Op",
+    "Args",
+    "AxisRF",
+    "Module",
+    "Expression",
+    "Needs",
+    "register",
+    "lookup",
+    "closest",
+    "all_ops",
+    "variant",
+    "window_rf",
+    "upsampled_rf",
+    "format_shape",
+    "MISSING",
+    "Shape",
+]

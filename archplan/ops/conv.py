@@ -34,15 +34,20 @@ class ConvNd(Op):
         return values
 
     def pads(self, a, shape) -> list:
-        return [w.pad_pair(a.padding, i, size, a.kernel_size[i], a.stride[i], a.dilation[i])
-                for i, size in enumerate(w.spatial(shape))]
+        return [
+            w.pad_pair(a.padding, i, size, a.kernel_size[i], a.stride[i], a.dilation[i])
+            for i, size in enumerate(w.spatial(shape))
+        ]
 
     def output_shape(self, a, ins, need):
         x = ins[0]
         cin = x[1]
         need.divisible(cin, a.groups, f"in_channels ({dims.to_str(cin)}) must be divisible by groups ({a.groups})")
-        need.divisible(a.out_channels, a.groups,
-                       f"out_channels ({dims.to_str(a.out_channels)}) must be divisible by groups ({a.groups})")
+        need.divisible(
+            a.out_channels,
+            a.groups,
+            f"out_channels ({dims.to_str(a.out_channels)}) must be divisible by groups ({a.groups})",
+        )
         out = []
         for i, size in enumerate(w.spatial(x)):
             if a.padding == "same" and a.stride[i] > 1:
@@ -60,18 +65,26 @@ class ConvNd(Op):
     def macs(self, a, ins, out):
         # torch.utils.flop_counter: batch * prod(out spatial) * Cout * Cin/groups * prod(kernel); bias not counted
         cin = ins[0][1]
-        return out[0] * dims.product(w.spatial(out)) * a.out_channels * dims.floordiv(cin, a.groups) * \
-            dims.product(a.kernel_size)
+        return (
+            out[0]
+            * dims.product(w.spatial(out))
+            * a.out_channels
+            * dims.floordiv(cin, a.groups)
+            * dims.product(a.kernel_size)
+        )
 
     def receptive_field(self, a, rfs, ins):
         pads = self.pads(a, ins[0])
-        return tuple(window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], a.dilation[i])
-                     for i, rf in enumerate(rfs[0]))
+        return tuple(
+            window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], a.dilation[i]) for i, rf in enumerate(rfs[0])
+        )
 
     def border_loss(self, a, ins):
         pads = self.pads(a, ins[0])
-        return [w.border_loss(size, a.kernel_size[i], a.stride[i], *pads[i], a.dilation[i])
-                for i, size in enumerate(w.spatial(ins[0]))]
+        return [
+            w.border_loss(size, a.kernel_size[i], a.stride[i], *pads[i], a.dilation[i])
+            for i, size in enumerate(w.spatial(ins[0]))
+        ]
 
     def describe(self, a):
         text = f"conv {w.times(a.kernel_size)}"
@@ -84,8 +97,11 @@ class ConvNd(Op):
         return f"{text}, {dims.to_str(a.out_channels)}"
 
     def emit(self, a, ins):
-        kwargs = [("in_channels", ins[0][1]), ("out_channels", a.out_channels),
-                  ("kernel_size", w.compact(a.kernel_size))]
+        kwargs = [
+            ("in_channels", ins[0][1]),
+            ("out_channels", a.out_channels),
+            ("kernel_size", w.compact(a.kernel_size)),
+        ]
         ctor, helpers = f"nn.{self.name}", ()
         if max(a.stride) > 1:
             kwargs.append(("stride", w.compact(a.stride)))
@@ -108,8 +124,7 @@ class ConvNd(Op):
         return Module(ctor, tuple(kwargs), helpers)
 
 
-Conv1d, Conv2d, Conv3d = (variant(ConvNd, f"Conv{n}d", n=n, params=ConvNd.schema(n), ranks=(n + 2,))
-                          for n in (1, 2, 3))
+Conv1d, Conv2d, Conv3d = (variant(ConvNd, f"Conv{n}d", n=n, params=ConvNd.schema(n), ranks=(n + 2,)) for n in (1, 2, 3))
 
 
 class ConvTransposeNd(Op):
@@ -139,10 +154,19 @@ class ConvTransposeNd(Op):
     def output_shape(self, a, ins, need):
         x = ins[0]
         need.divisible(x[1], a.groups, f"in_channels ({dims.to_str(x[1])}) must be divisible by groups ({a.groups})")
-        need.divisible(a.out_channels, a.groups,
-                       f"out_channels ({dims.to_str(a.out_channels)}) must be divisible by groups ({a.groups})")
-        out = [(size - 1) * a.stride[i] - 2 * a.padding[i] + a.dilation[i] * (a.kernel_size[i] - 1)
-               + a.output_padding[i] + 1 for i, size in enumerate(w.spatial(x))]
+        need.divisible(
+            a.out_channels,
+            a.groups,
+            f"out_channels ({dims.to_str(a.out_channels)}) must be divisible by groups ({a.groups})",
+        )
+        out = [
+            (size - 1) * a.stride[i]
+            - 2 * a.padding[i]
+            + a.dilation[i] * (a.kernel_size[i] - 1)
+            + a.output_padding[i]
+            + 1
+            for i, size in enumerate(w.spatial(x))
+        ]
         return (x[0], a.out_channels, *out)
 
     def param_count(self, a, ins):
@@ -152,8 +176,13 @@ class ConvTransposeNd(Op):
     def macs(self, a, ins, out):
         # flop_counter counts transposed convs over the *input* positions: batch * prod(in spatial) * Cin * Cout/g * k
         x = ins[0]
-        return x[0] * dims.product(w.spatial(x)) * x[1] * dims.floordiv(a.out_channels, a.groups) * \
-            dims.product(a.kernel_size)
+        return (
+            x[0]
+            * dims.product(w.spatial(x))
+            * x[1]
+            * dims.floordiv(a.out_channels, a.groups)
+            * dims.product(a.kernel_size)
+        )
 
     def receptive_field(self, a, rfs, ins):
         # output o reads inputs i = (o + p - t*d) / s for taps t: on average o sits at (o + p - (k_eff-1)/2) / s
@@ -169,8 +198,11 @@ class ConvTransposeNd(Op):
         return f"upconv {w.times(a.kernel_size)}{stride}, {dims.to_str(a.out_channels)}"
 
     def emit(self, a, ins):
-        kwargs = [("in_channels", ins[0][1]), ("out_channels", a.out_channels),
-                  ("kernel_size", w.compact(a.kernel_size))]
+        kwargs = [
+            ("in_channels", ins[0][1]),
+            ("out_channels", a.out_channels),
+            ("kernel_size", w.compact(a.kernel_size)),
+        ]
         for key, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1)):
             if max(a[key]) != default or min(a[key]) != default:
                 kwargs.append((key, w.compact(a[key])))
@@ -182,5 +214,5 @@ class ConvTransposeNd(Op):
 
 
 ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = (
-    variant(ConvTransposeNd, f"ConvTranspose{n}d", params=ConvTransposeNd.schema(n), ranks=(n + 2,))
-    for n in (1, 2, 3))
+    variant(ConvTransposeNd, f"ConvTranspose{n}d", params=ConvTransposeNd.schema(n), ranks=(n + 2,)) for n in (1, 2, 3)
+)

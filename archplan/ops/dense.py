@@ -91,11 +91,16 @@ class LayerNorm(Op):
     def output_shape(self, a, ins, need):
         shape, norm = ins[0], self.normalized(a, ins)
         if len(norm) > len(shape):
-            raise RuleError(f"normalized_shape {format_shape(norm)} has more dimensions than the input "
-                            f"{format_shape(shape)}")
-        for got, want in zip(shape[len(shape) - len(norm):], norm):
-            need.equal(got, want, f"normalized_shape {format_shape(norm)} must match the trailing dimensions of "
-                                  f"the input {format_shape(shape)}")
+            raise RuleError(
+                f"normalized_shape {format_shape(norm)} has more dimensions than the input {format_shape(shape)}"
+            )
+        for got, want in zip(shape[len(shape) - len(norm) :], norm):
+            need.equal(
+                got,
+                want,
+                f"normalized_shape {format_shape(norm)} must match the trailing dimensions of "
+                f"the input {format_shape(shape)}",
+            )
         return tuple(shape)
 
     def param_count(self, a, ins):
@@ -126,8 +131,11 @@ class GroupNorm(Op):
     inferred = {"num_channels": "the channel dimension"}
 
     def output_shape(self, a, ins, need):
-        need.divisible(ins[0][1], a.num_groups,
-                       f"channels ({dims.to_str(ins[0][1])}) must be divisible by num_groups ({a.num_groups})")
+        need.divisible(
+            ins[0][1],
+            a.num_groups,
+            f"channels ({dims.to_str(ins[0][1])}) must be divisible by num_groups ({a.num_groups})",
+        )
         return tuple(ins[0])
 
     def param_count(self, a, ins):

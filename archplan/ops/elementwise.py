@@ -7,8 +7,18 @@ from .params import Bool, Choice, Float, Int
 
 
 def _elementwise(name: str, family: str, params: dict, label: str, aliases: tuple = (), always: tuple = ()) -> type:
-    cls = type(name, (Op,), {"name": name, "family": family, "params": params, "aliases": aliases,
-                             "always_emit": always, "describe": lambda self, a: label})
+    cls = type(
+        name,
+        (Op,),
+        {
+            "name": name,
+            "family": family,
+            "params": params,
+            "aliases": aliases,
+            "always_emit": always,
+            "describe": lambda self, a: label,
+        },
+    )
     return register(cls)
 
 

@@ -24,8 +24,10 @@ def _int(value: Any, name: str, minimum: int | None) -> int:
     if number is None:
         if not dims.is_expr(value):
             raise RuleError(f"{name}: expected an integer, {_received(value)}")
-        raise RuleError(f"{name}: expected a concrete integer, received the symbolic {dims.to_str(value)}",
-                        hint="use --set to give the symbol a value, or write the number")
+        raise RuleError(
+            f"{name}: expected a concrete integer, received the symbolic {dims.to_str(value)}",
+            hint="use --set to give the symbol a value, or write the number",
+        )
     if minimum is not None and number < minimum:
         raise RuleError(f"{name}: expected an integer >= {minimum}, received {number}")
     return number
@@ -178,8 +180,9 @@ class Floats(Param):
         items = value if isinstance(value, list) else [value] * self.n
         if len(items) != self.n:
             raise RuleError(f"{name}: expected a number or a list of {self.n} numbers, received {value!r}")
-        return tuple(Float(minimum=0, open_minimum=True).convert(v, f"{name}[{i}]", evaluate)
-                     for i, v in enumerate(items))
+        return tuple(
+            Float(minimum=0, open_minimum=True).convert(v, f"{name}[{i}]", evaluate) for i, v in enumerate(items)
+        )
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,12 @@ class PoolNd(Op):
         params = {
             "kernel_size": Ints(n=n, doc="window size, e.g. kernel_size: 2"),
             "stride": Ints(default=None, n=n, doc="defaults to kernel_size"),
-            "padding": Padding(default=(0,) * n, n=n, modes=("valid", "same"),
-                               doc="int, list, valid, or same (TensorFlow: output = ceil(input / stride))"),
+            "padding": Padding(
+                default=(0,) * n,
+                n=n,
+                modes=("valid", "same"),
+                doc="int, list, valid, or same (TensorFlow: output = ceil(input / stride))",
+            ),
             "ceil_mode": Bool(default=False),
         }
         if kind == "max":
@@ -38,8 +42,9 @@ class PoolNd(Op):
             values["padding"] = (0,) * len(values["kernel_size"])
         if values["padding"] == "same":
             if values["ceil_mode"] or values.get("divisor_override") is not None:
-                raise RuleError("padding 'same' already keeps the partial windows; it takes no ceil_mode or "
-                                "divisor_override")
+                raise RuleError(
+                    "padding 'same' already keeps the partial windows; it takes no ceil_mode or divisor_override"
+                )
         else:
             w.check_pool_padding(values["padding"], values["kernel_size"])
         return values
@@ -48,27 +53,37 @@ class PoolNd(Op):
         return a.dilation[i] if "dilation" in a else 1
 
     def pads(self, a, shape) -> list:
-        return [w.pad_pair(a.padding, i, size, a.kernel_size[i], a.stride[i], self._dilation(a, i))
-                for i, size in enumerate(w.spatial(shape))]
+        return [
+            w.pad_pair(a.padding, i, size, a.kernel_size[i], a.stride[i], self._dilation(a, i))
+            for i, size in enumerate(w.spatial(shape))
+        ]
 
     def output_shape(self, a, ins, need):
         x = ins[0]
         if a.padding == "same":
             return (*x[:2], *(w.same_output(size, a.stride[i]) for i, size in enumerate(w.spatial(x))))
-        out = [w.window_out(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i),
-                            a.ceil_mode) for i, size in enumerate(w.spatial(x))]
+        out = [
+            w.window_out(
+                size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i), a.ceil_mode
+            )
+            for i, size in enumerate(w.spatial(x))
+        ]
         return (*x[:2], *out)
 
     def receptive_field(self, a, rfs, ins):
         pads = self.pads(a, ins[0])
-        return tuple(window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], self._dilation(a, i))
-                     for i, rf in enumerate(rfs[0]))
+        return tuple(
+            window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], self._dilation(a, i))
+            for i, rf in enumerate(rfs[0])
+        )
 
     def border_loss(self, a, ins):
         if a.ceil_mode or a.padding == "same":
             return []
-        return [w.border_loss(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i))
-                for i, size in enumerate(w.spatial(ins[0]))]
+        return [
+            w.border_loss(size, a.kernel_size[i], a.stride[i], a.padding[i], a.padding[i], self._dilation(a, i))
+            for i, size in enumerate(w.spatial(ins[0]))
+        ]
 
     def describe(self, a):
         text = f"{self.kind}pool {w.times(a.kernel_size)}"
@@ -102,8 +117,9 @@ class PoolNd(Op):
 
 
 def _pool(kind: str, n: int) -> type:
-    return variant(PoolNd, f"{kind.capitalize()}Pool{n}d", kind=kind, n=n, params=PoolNd.schema(n, kind),
-                   ranks=(n + 2,))
+    return variant(
+        PoolNd, f"{kind.capitalize()}Pool{n}d", kind=kind, n=n, params=PoolNd.schema(n, kind), ranks=(n + 2,)
+    )
 
 
 MaxPool1d, MaxPool2d, MaxPool3d = _pool("max", 1), _pool("max", 2), _pool("max", 3)
@@ -118,7 +134,7 @@ class AdaptivePoolNd(Op):
     def output_shape(self, a, ins, need):
         x = ins[0]
         sizes = [size if want is None else want for size, want in zip(w.spatial(x), a.output_size)]
-        return (*x[:-self.n], *sizes)
+        return (*x[: -self.n], *sizes)
 
     def receptive_field(self, a, rfs, ins):
         return None  # windows of varying size: no single receptive field
@@ -135,8 +151,14 @@ class AdaptivePoolNd(Op):
 
 def _adaptive(kind: str, n: int) -> type:
     output_size = Sizes(n=n, allow_none=True, doc="output size, e.g. output_size: 1")
-    return variant(AdaptivePoolNd, f"Adaptive{kind.capitalize()}Pool{n}d", kind=kind, n=n,
-                   params={"output_size": output_size}, ranks=(n + 2,))
+    return variant(
+        AdaptivePoolNd,
+        f"Adaptive{kind.capitalize()}Pool{n}d",
+        kind=kind,
+        n=n,
+        params={"output_size": output_size},
+        ranks=(n + 2,),
+    )
 
 
 AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = (_adaptive("avg", n) for n in (1, 2, 3))

@@ -21,7 +21,7 @@ def _merge_rf(rfs):
     fields = [rf for rf in rfs if rf is not None]
     if not fields or any(len(f) != len(fields[0]) for f in fields):
         return None
-    return tuple(max((f[i] for f in fields), key=lambda a: (dims.as_int(a.size) or 0)) for i in range(len(fields[0])))
+    return tuple(max((f[i] for f in fields), key=lambda a: dims.as_int(a.size) or 0) for i in range(len(fields[0])))
 
 
 class Elementwise(Op):
@@ -37,8 +37,11 @@ class Elementwise(Op):
             sizes = [s[axis] for s in padded]
             wide = [d for d in sizes if d != 1]
             for other in wide[1:]:
-                need.equal(wide[0], other, f"cannot {self.name.lower()} {' and '.join(format_shape(s) for s in ins)}"
-                                           f": dim {axis} differs")
+                need.equal(
+                    wide[0],
+                    other,
+                    f"cannot {self.name.lower()} {' and '.join(format_shape(s) for s in ins)}: dim {axis} differs",
+                )
             out.append(wide[0] if wide else 1)
         return tuple(out)
 
@@ -77,18 +80,21 @@ class Concat(Op):
     def output_shape(self, a, ins, need):
         rank = len(ins[0])
         if any(len(s) != rank for s in ins):
-            raise RuleError("cannot concatenate tensors of different ranks: "
-                            + ", ".join(format_shape(s) for s in ins))
+            raise RuleError("cannot concatenate tensors of different ranks: " + ", ".join(format_shape(s) for s in ins))
         axis = _axis(a.dim, rank)
         for other in ins[1:]:
             for i in range(rank):
                 if i != axis:
-                    need.equal(ins[0][i], other[i], f"cannot concatenate {format_shape(ins[0])} and "
-                                                    f"{format_shape(other)} along dim {axis}: dim {i} differs")
+                    need.equal(
+                        ins[0][i],
+                        other[i],
+                        f"cannot concatenate {format_shape(ins[0])} and "
+                        f"{format_shape(other)} along dim {axis}: dim {i} differs",
+                    )
         total = 0
         for s in ins:
             total = total + s[axis]
-        return (*ins[0][:axis], total, *ins[0][axis + 1:])
+        return (*ins[0][:axis], total, *ins[0][axis + 1 :])
 
     def receptive_field(self, a, rfs, ins):
         return _merge_rf(rfs)
@@ -115,7 +121,7 @@ class Flatten(Op):
     def output_shape(self, a, ins, need):
         shape = ins[0]
         start, end = self.span(a, shape)
-        return (*shape[:start], dims.product(shape[start:end + 1]), *shape[end + 1:])
+        return (*shape[:start], dims.product(shape[start : end + 1]), *shape[end + 1 :])
 
     def receptive_field(self, a, rfs, ins):
         return None
@@ -149,8 +155,9 @@ class Upsample(Op):
         n = len(x) - 2
         want = {3: ("nearest", "linear"), 4: ("nearest", "bilinear", "bicubic"), 5: ("nearest", "trilinear")}[len(x)]
         if a.mode not in want:
-            raise RuleError(f"mode {a.mode!r} needs a different input rank; for a {len(x)}-D input use "
-                            + " or ".join(want))
+            raise RuleError(
+                f"mode {a.mode!r} needs a different input rank; for a {len(x)}-D input use " + " or ".join(want)
+            )
         if a.size is not None:
             sizes = a.size if len(a.size) == n else (a.size[0],) * n
             return (*x[:2], *sizes)
@@ -212,8 +219,11 @@ class ZeroPad2d(Op):
     def receptive_field(self, a, rfs, ins):
         left, _, top, _ = a.padding
         rf_h, rf_w = rfs[0][-2:]
-        return (*rfs[0][:-2], AxisRF(rf_h.size, rf_h.stride, rf_h.padding + top * rf_h.stride),
-                AxisRF(rf_w.size, rf_w.stride, rf_w.padding + left * rf_w.stride))
+        return (
+            *rfs[0][:-2],
+            AxisRF(rf_h.size, rf_h.stride, rf_h.padding + top * rf_h.stride),
+            AxisRF(rf_w.size, rf_w.stride, rf_w.padding + left * rf_w.stride),
+        )
 
     def describe(self, a):
         return f"zeropad {','.join(str(p) for p in a.padding)}"

@@ -33,8 +33,9 @@ def pad_pair(padding: Any, axis: int, size: Any, kernel: int, stride: int, dilat
     return padding[axis], padding[axis]
 
 
-def window_out(size: Any, kernel: int, stride: int, before: Any, after: Any, dilation: int = 1,
-               ceil_mode: bool = False) -> Any:
+def window_out(
+    size: Any, kernel: int, stride: int, before: Any, after: Any, dilation: int = 1, ceil_mode: bool = False
+) -> Any:
     """Output length of a sliding window; ceil_mode follows PyTorch (the last window must start
     inside the input or the left padding)."""
     span = size + before + after - effective_kernel(kernel, dilation)
@@ -64,8 +65,10 @@ def border_loss(size: Any, kernel: int, stride: int, before: Any, after: Any, di
 def check_pool_padding(padding: tuple, kernel: tuple) -> None:
     for axis, p in enumerate(padding):
         if 2 * p > kernel[axis]:  # torch compares with the undilated kernel
-            raise RuleError(f"padding {p} is more than half the kernel size {kernel[axis]}",
-                            hint="PyTorch requires pad <= kernel_size / 2 for pooling")
+            raise RuleError(
+                f"padding {p} is more than half the kernel size {kernel[axis]}",
+                hint="PyTorch requires pad <= kernel_size / 2 for pooling",
+            )
 
 
 def spatial(shape: tuple) -> tuple:

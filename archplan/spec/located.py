@@ -65,8 +65,9 @@ class _Converter:
             raise _TooLarge()
         if node.tag not in _PLAIN_TAGS and not isinstance(node, yaml.ScalarNode):
             line, column = _mark(node)
-            self.problems.append(Problem(f"unsupported YAML value: tag {node.tag!r} is not allowed",
-                                         line=line, column=column))
+            self.problems.append(
+                Problem(f"unsupported YAML value: tag {node.tag!r} is not allowed", line=line, column=column)
+            )
             return None
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node)
@@ -96,13 +97,15 @@ class _Converter:
             key = self.convert(key_node)
             where = _mark(key_node)
             if not isinstance(key, (str, int, bool)) or key is None:
-                self.problems.append(Problem(f"keys must be plain words, received {key!r}", line=where[0],
-                                             column=where[1]))
+                self.problems.append(
+                    Problem(f"keys must be plain words, received {key!r}", line=where[0], column=where[1])
+                )
                 continue
             if key in out:
                 first = out.pos[key][0]
-                self.problems.append(Problem(f"duplicate key {key!r} (first given on line {first})",
-                                             line=where[0], column=where[1]))
+                self.problems.append(
+                    Problem(f"duplicate key {key!r} (first given on line {first})", line=where[0], column=where[1])
+                )
                 continue
             out[key] = self.convert(value_node)
             out.pos[key] = where

@@ -31,8 +31,14 @@ def suggest(word: str, choices) -> str | None:
 
 def check_identifier(name, what: str, pos: Pos, problems: list, layer: str | None = None) -> bool:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        problems.append(Problem(f"{what} must be a Python identifier (letters, digits, _), received {name!r}",
-                                layer=layer, line=pos.line, column=pos.column))
+        problems.append(
+            Problem(
+                f"{what} must be a Python identifier (letters, digits, _), received {name!r}",
+                layer=layer,
+                line=pos.line,
+                column=pos.column,
+            )
+        )
         return False
     return True
 
@@ -58,8 +64,12 @@ class _Parser:
     def check_keys(self, mapping, allowed, what: str, layer: str | None = None) -> None:
         for key in mapping:
             if key not in allowed:
-                self.error(f"unknown key {key!r} in {what}; expected one of: {', '.join(allowed)}",
-                           self.key_pos(mapping, key), layer, suggest(key, allowed))
+                self.error(
+                    f"unknown key {key!r} in {what}; expected one of: {', '.join(allowed)}",
+                    self.key_pos(mapping, key),
+                    layer,
+                    suggest(key, allowed),
+                )
 
     def net(self, doc) -> NetSpec | None:
         here = Pos(getattr(doc, "line", None), getattr(doc, "column", None))
@@ -72,8 +82,10 @@ class _Parser:
                 self.error(f"missing required key {key!r}", here)
         version = doc.get("archplan", FORMAT_VERSION)
         if version != FORMAT_VERSION:
-            self.error(f"unsupported format version: expected archplan: {FORMAT_VERSION}, received {version!r}",
-                       self.pos(doc, "archplan"))
+            self.error(
+                f"unsupported format version: expected archplan: {FORMAT_VERSION}, received {version!r}",
+                self.pos(doc, "archplan"),
+            )
         name = doc.get("name", "net")
         check_identifier(name, "name", self.pos(doc, "name"), self.problems)
         description = doc.get("description") or ""
@@ -87,9 +99,18 @@ class _Parser:
         outputs = self.names(doc.get("outputs"), self.pos(doc, "outputs"), "outputs")
         train, train_problems = parse_train(doc.get("train") or {}, self.pos(doc, "train"))
         self.problems.extend(train_problems)
-        return NetSpec(name=str(name), description=description, symbols=symbols, inputs=inputs, blocks=blocks,
-                       layers=layers, outputs=outputs, train=train, path=self.path,
-                       outputs_pos=self.pos(doc, "outputs"))
+        return NetSpec(
+            name=str(name),
+            description=description,
+            symbols=symbols,
+            inputs=inputs,
+            blocks=blocks,
+            layers=layers,
+            outputs=outputs,
+            train=train,
+            path=self.path,
+            outputs_pos=self.pos(doc, "outputs"),
+        )
 
     def symbols(self, raw, pos: Pos) -> dict:
         if not isinstance(raw, dict):
@@ -102,16 +123,18 @@ class _Parser:
                 continue
             spec = spec if spec is not None else {}
             if not isinstance(spec, dict):
-                self.error(f"symbol {name}: expected a mapping such as {{min: 32, default: 224}}, received {spec!r}",
-                           where)
+                self.error(
+                    f"symbol {name}: expected a mapping such as {{min: 32, default: 224}}, received {spec!r}", where
+                )
                 continue
             self.check_keys(spec, SYMBOL_KEYS, f"symbol {name}")
             values = {}
             for key in SYMBOL_KEYS:
                 value = spec.get(key)
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                    self.error(f"symbol {name}: {key} must be a positive integer, received {value!r}",
-                               self.pos(spec, key))
+                    self.error(
+                        f"symbol {name}: {key} must be a positive integer, received {value!r}", self.pos(spec, key)
+                    )
                     value = None
                 values[key] = value
             low, high, default = values["min"], values["max"], values["default"]
@@ -136,8 +159,10 @@ class _Parser:
                 continue
             for i, entry in enumerate(shape):
                 if isinstance(entry, bool) or not isinstance(entry, (int, str)):
-                    self.error(f"input {name}: entry {i} must be an integer, a symbol or an expression, "
-                               f"received {entry!r}", self.pos(shape, i))
+                    self.error(
+                        f"input {name}: entry {i} must be an integer, a symbol or an expression, received {entry!r}",
+                        self.pos(shape, i),
+                    )
             out[name] = InputSpec(name, tuple(shape), where)
         return out
 
@@ -156,8 +181,9 @@ class _Parser:
             self.check_keys(body, BLOCK_KEYS, f"block {name}")
             args = body.get("args") or {}
             if not isinstance(args, dict):
-                self.error(f"block {name}: args must be a mapping of name -> default (null = required)",
-                           self.pos(body, "args"))
+                self.error(
+                    f"block {name}: args must be a mapping of name -> default (null = required)", self.pos(body, "args")
+                )
                 args = {}
             for arg in args:
                 check_identifier(arg, f"block {name}: argument name", self.key_pos(args, arg), self.problems)
@@ -200,8 +226,11 @@ class _Parser:
         if name is not None:
             check_identifier(name, "a layer name", self.pos(raw, "name"), self.problems)
             if isinstance(name, str) and name in RESERVED_NAMES:
-                self.error(f"the layer name {name!r} is reserved (torch.nn.Module attribute or generated-code name)",
-                           self.pos(raw, "name"), name)
+                self.error(
+                    f"the layer name {name!r} is reserved (torch.nn.Module attribute or generated-code name)",
+                    self.pos(raw, "name"),
+                    name,
+                )
         label = name if isinstance(name, str) else None
         op, block = raw.get("op"), raw.get("block")
         if (op is None) == (block is None):
@@ -224,12 +253,16 @@ class _Parser:
         else:
             for key in ("args", "repeat", "first"):
                 if key in raw:
-                    self.error(f"`{key}:` belongs to block uses; op arguments go directly on the layer",
-                               self.key_pos(raw, key), label)
+                    self.error(
+                        f"`{key}:` belongs to block uses; op arguments go directly on the layer",
+                        self.key_pos(raw, key),
+                        label,
+                    )
             args = {k: Arg(v, self.pos(raw, k)) for k, v in raw.items() if k not in LAYER_KEYS}
             first = {}
-        return LayerSpec(name=label, op=op, block=block, args=args, inputs=inputs, repeat=repeat, first=first,
-                         when=when, pos=pos)
+        return LayerSpec(
+            name=label, op=op, block=block, args=args, inputs=inputs, repeat=repeat, first=first, when=when, pos=pos
+        )
 
     def arg_map(self, raw, pos: Pos, layer: str | None) -> dict:
         if not isinstance(raw, dict):

@@ -50,8 +50,14 @@ def parse_train(raw, pos: Pos) -> tuple[dict, list[Problem]]:
         if key not in TRAIN_FIELDS:
             from .parse import suggest
 
-            problems.append(Problem(f"unknown training setting {key!r}; expected one of: {', '.join(TRAIN_FIELDS)}",
-                                    line=where[0], column=where[1], hint=suggest(key, TRAIN_FIELDS)))
+            problems.append(
+                Problem(
+                    f"unknown training setting {key!r}; expected one of: {', '.join(TRAIN_FIELDS)}",
+                    line=where[0],
+                    column=where[1],
+                    hint=suggest(key, TRAIN_FIELDS),
+                )
+            )
             continue
         converted, message = _convert(key, value)
         if message:
