@@ -61,13 +61,20 @@ class Analysis:
     minimum_sizes: dict = field(default_factory=dict)
     domains: dict = field(default_factory=dict)  # symbol -> domain.Domain (valid values)
     dtype: str = "float32"
+    _by_name: dict = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def layer(self, name: str) -> LayerResult:
-        return next(r for r in self.layers if r.name == name)
+        if len(self._by_name) != len(self.layers):
+            self._by_name = {r.name: r for r in self.layers}
+        return self._by_name[name]
+
+    def shape_of(self, name: str) -> tuple:
+        """The shape of a graph input or an analysed layer's output."""
+        return self.inputs[name] if name in self.inputs else self.layer(name).output_shape
 
 
 class _Recorder:
@@ -144,8 +151,14 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
 
         solve(result, conditions)
     result.warnings.extend(graph_warnings(result))
+    result.warnings.sort(key=_position)
+    result.errors.sort(key=_position)
     result.totals = totals(result)
     return result
+
+
+def _position(problem: Problem) -> tuple:
+    return (problem.line or 0, problem.column or 0)
 
 
 def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> LayerResult:

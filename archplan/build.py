@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from . import dims, expr, ops
@@ -10,6 +11,11 @@ from .ir import Graph, Node, Scope, SymbolInfo, topological_order
 from .spec import REQUIRED, LayerSpec, NetSpec, Pos, suggest
 
 MAX_NODES = 50_000
+# Every layer entry that expansion visits counts (skipped and pass-through layers too), checked before a
+# block's repetitions are expanded, so no file can make lowering do unbounded work.
+MAX_VISITS = 200_000
+MAX_SUGGESTIONS = 50  # "did you mean" searches per file: each costs a scan of the scope's names
+MAX_LISTED = 10  # names listed in one message
 
 
 def local_names(layers: tuple, taken: set) -> list[str]:
@@ -41,6 +47,9 @@ class _Lowering:
         self.block_paths: dict[str, str] = {}
         self.failed: set[str] = set()  # layers with errors: their users are skipped, not reported again
         self.free: dict[str, SymbolInfo] = {}
+        self.visits = 0
+        self.suggestions = MAX_SUGGESTIONS
+        self.block_costs: dict[str, int] = {}
         self.env = self.symbol_env(values)
 
     # -- symbols and inputs ------------------------------------------------------------------------
@@ -106,9 +115,22 @@ class _Lowering:
         self, layers: tuple, prefix: str, env: dict, namespace: dict, first_input: str, scopes: tuple, stack: tuple
     ) -> str:
         """Lower one list of layers; returns the name of the last layer (its output)."""
+        scope_inputs = list(namespace)  # before the layers' names join it
         names = self.local_names(layers, prefix, namespace)
         previous = first_input
-        for spec, (local, full) in zip(layers, names):
+        for index, (spec, (local, full)) in enumerate(zip(layers, names)):
+            self.visits += 1
+            if self.visits > MAX_VISITS:
+                raise _TooMany(spec.pos, full)
+            if full is None:  # a duplicate name, already reported: lowering it would only add follow-on errors
+                continue
+            if index == 0 and spec.inputs is None and len(scope_inputs) > 1:
+                self.error(
+                    f"there are {len(scope_inputs)} inputs ({listed(scope_inputs)}); say which one the first "
+                    "layer reads with `in:`",
+                    spec.pos,
+                    full,
+                )
             inputs = self.resolve_inputs(spec, namespace, previous, full)
             if spec.when is not None and not self.condition(spec.when, env, full):
                 self.alias[full] = (inputs[0], spec.pos, full)
@@ -124,6 +146,8 @@ class _Lowering:
         for spec, local in zip(layers, local_names(layers, set(namespace))):
             if spec.name is not None and local in namespace:
                 self.error(f"duplicate name {local!r} in this scope", spec.pos, local)
+                out.append((local, None))
+                continue
             full = f"{prefix}{local}"
             namespace[local] = full
             out.append((local, full))
@@ -137,21 +161,24 @@ class _Lowering:
             head, _, rest = ref.partition(".")
             if head in namespace and not rest:
                 resolved.append(namespace[head])
-            elif head in self.block_paths_in(namespace) and rest:
+            elif rest and namespace.get(head) in self.block_paths:
                 resolved.append(f"{namespace[head]}.{rest}")
             else:
-                known = sorted(namespace)
                 self.error(
-                    f"in: {ref!r} names no layer or input in this scope (known: {', '.join(known)})",
+                    f"in: {ref!r} names no layer or input in this scope (known: {listed(namespace)})",
                     spec.pos,
                     layer,
-                    suggest(ref, known),
+                    self.suggest(ref, namespace),
                 )
                 resolved.append(previous)
         return tuple(resolved)
 
-    def block_paths_in(self, namespace: dict) -> set:
-        return {local for local, full in namespace.items() if full in self.block_paths}
+    def suggest(self, word: str, choices) -> str | None:
+        """A spelling suggestion, for the first MAX_SUGGESTIONS misses only: the error list stays linear."""
+        if self.suggestions <= 0:
+            return None
+        self.suggestions -= 1
+        return suggest(word, choices)
 
     def condition(self, when, env: dict, layer: str) -> bool:
         value = self.evaluate(when.value, env, when.pos, layer, "when")
@@ -187,14 +214,33 @@ class _Lowering:
 
     def add_node(self, node: Node, pos: Pos) -> None:
         if len(self.nodes) >= MAX_NODES:
-            raise _TooMany()
+            raise _TooMany(pos, node.name)
         self.nodes.append(node)
+
+    def block_cost(self, name: str, stack: tuple = ()) -> int:
+        """Layer entries one use of a block visits at least (literal repeats multiply; nested uses included)."""
+        if name in self.block_costs:
+            return self.block_costs[name]
+        block = self.spec.blocks.get(name)
+        if block is None or name in stack:
+            return 1
+        cost = 0
+        for layer in block.layers:
+            cost += 1
+            if layer.block is not None:
+                repeat = layer.repeat.value if layer.repeat is not None else 1
+                times = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else 1
+                cost += times * self.block_cost(layer.block, (*stack, name))
+            if cost > MAX_VISITS:
+                break
+        self.block_costs[name] = cost
+        return cost
 
     def block_use(self, spec: LayerSpec, full: str, env: dict, inputs: tuple, scopes: tuple, stack: tuple) -> None:
         block = self.spec.blocks.get(spec.block)
         self.failed.add(full)  # until it lowers cleanly
         if block is None:
-            self.error(f"unknown block {spec.block!r}", spec.pos, full, suggest(spec.block, self.spec.blocks))
+            self.error(f"unknown block {spec.block!r}", spec.pos, full, self.suggest(spec.block, self.spec.blocks))
             return
         if spec.block in stack:
             self.error(f"block {spec.block!r} uses itself ({' -> '.join((*stack, spec.block))})", spec.pos, full)
@@ -208,8 +254,8 @@ class _Lowering:
             )
             return
         repeat = self.repeat_count(spec, env, full)
-        if len(self.nodes) + repeat * len(block.layers) > MAX_NODES:
-            raise _TooMany()
+        if self.visits + repeat * self.block_cost(block.name) > MAX_VISITS:
+            raise _TooMany(spec.pos, full)
         self.block_paths[full] = block.name
         output = inputs[0]
         for index in range(repeat):
@@ -275,17 +321,32 @@ class _Lowering:
 
     # -- whole graph -------------------------------------------------------------------------------
     def resolve(self, name: str) -> tuple[str, bool]:
-        seen = set()
+        """Follow pass-through layers to what they pass on; (name, False) on a cycle. Chains are compressed,
+        so resolving every reference costs linear time in total."""
+        seen, path = set(), []
         while name in self.alias:
             if name in seen:
                 return name, False
             seen.add(name)
+            path.append(name)
             name = self.alias[name][0]
+        for step in path[:-1]:
+            target = self.alias[step]
+            self.alias[step] = (name, *target[1:])
         return name, True
 
 
 class _TooMany(Exception):
-    pass
+    def __init__(self, pos: Pos, layer: str):
+        super().__init__(layer)
+        self.pos, self.layer = pos, layer
+
+
+def listed(names, limit: int = MAX_LISTED) -> str:
+    """At most `limit` names in declaration order, then how many more: messages stay short on huge scopes."""
+    shown = list(itertools.islice(names, limit))
+    more = len(names) - len(shown)
+    return (", ".join(shown) + (f" and {more} more" if more else "")) if shown else "none"
 
 
 def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | None, list[Problem]]:
@@ -295,8 +356,11 @@ def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | 
     first = next(iter(inputs), "")
     try:
         last = low.scope(spec.layers, "", low.env, namespace, first, (), ())
-    except _TooMany:
-        return None, low.problems + [Problem(f"the net expands to more than {MAX_NODES} layers")]
+    except _TooMany as exc:
+        message = (
+            f"the net expands to more than {MAX_NODES:,} layers (or {MAX_VISITS:,} layer entries with skipped ones)"
+        )
+        return None, low.problems + [Problem(message, layer=exc.layer, line=exc.pos.line, column=exc.pos.column)]
     nodes = _resolved_nodes(low, inputs)
     outputs = _outputs(low, spec, namespace, last, nodes, inputs)
     graph_nodes, problems = _ordered(nodes, inputs)

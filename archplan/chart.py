@@ -6,6 +6,7 @@ from . import dims
 from .diagram import FAMILY_COLOURS
 
 EDGE = "#555555"
+CHART_FORMATS = ("png", "svg", "pdf")
 
 
 class ChartUnavailable(Exception):
@@ -117,10 +118,18 @@ def _short(x: float) -> str:
     return f"{x:.0f}"
 
 
-def write_chart(result, path, values: dict | None = None) -> None:
-    """Write the chart; the format follows the file's extension (png, svg, pdf)."""
+def write_chart(result, path, values: dict | None = None, protected: tuple = ()) -> None:
+    """Write the chart; the format follows the file's extension (png, svg, pdf). Raises ChartUnavailable or
+    outputs.OutputError."""
+    import io
+    from pathlib import Path
+
+    from .outputs import write_file
+
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in CHART_FORMATS:
+        raise ChartUnavailable(f"cannot tell the chart format from {path!s}: use a .png, .svg or .pdf file name")
     fig = figure(result, values)
-    try:
-        fig.savefig(path, dpi=110)
-    except ValueError as exc:  # unknown extension
-        raise ChartUnavailable(str(exc)) from None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format=fmt)
+    write_file(path, buffer.getvalue(), protected)

@@ -164,7 +164,12 @@ def render(
     help="Folder for model.py, train.py, README.md and test_model.py.",
 )
 @set_option
-@click.option("--force", is_flag=True, help="Write into a non-empty OUTDIR (overwrites the generated files).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty OUTDIR: replaces the generated files and removes those an earlier generate "
+    "wrote that this net does not produce; other files are left alone.",
+)
 def generate(path: str, outdir: str, values: dict, force: bool) -> None:
     """Write readable PyTorch code for the net: model.py, train.py, README.md and test_model.py.
 
@@ -177,7 +182,7 @@ def generate(path: str, outdir: str, values: dict, force: bool) -> None:
     net = load_net(path, values)
     try:
         generated = generate_sources(net, values)
-        written = write(generated.files, outdir, force)
+        written = write(generated.files, outdir, force, protected=(path,))
     except (ArchplanError, CodegenError) as exc:
         click.echo(f"error: {exc}" if isinstance(exc, CodegenError) else str(exc), err=True)
         sys.exit(EXIT_ERRORS)
@@ -189,7 +194,12 @@ def generate(path: str, outdir: str, values: dict, force: bool) -> None:
 @cli.command()
 @file_argument
 @set_option
-@click.option("--all", "everything", is_flag=True, help="List every layer, not only those that differ.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="List every layer, not only those that differ (the totals are always shown).",
+)
 def verify(path: str, values: dict, everything: bool) -> None:
     """Build the generated model in PyTorch and compare shapes, parameters and FLOPs with the analysis.
 
@@ -208,7 +218,7 @@ def verify(path: str, values: dict, everything: bool) -> None:
     except (ArchplanError, CodegenError) as exc:
         click.echo(f"error: {exc}" if isinstance(exc, CodegenError) else str(exc), err=True)
         sys.exit(EXIT_ERRORS)
-    click.echo(format_report(report, everything or report.ok), nl=False)
+    click.echo(format_report(report, everything), nl=False)
     sys.exit(EXIT_OK if report.ok else EXIT_ERRORS)
 
 

@@ -18,6 +18,7 @@ from .codegen_tree import Container, iter_containers, net_outputs, walk
 from .errors import ArchplanError
 
 TEMPLATES = ("model.py", "train.py", "README.md", "test_model.py")
+OUTPUT_FILES = TEMPLATES  # every name generate may write: stale ones from an earlier net are removed
 HELPER_CTORS = tuple(f"{kind}{n}dSame" for kind in ("Conv", "MaxPool", "AvgPool") for n in (1, 2, 3))
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
@@ -287,17 +288,8 @@ def generate_sources(net, values: dict | None = None) -> Generated:
     return Generated(files, model, analysis, concrete, sizes)
 
 
-def write(files: dict, outdir: str | Path, force: bool = False) -> list[Path]:
-    """Write the files; refuses (CodegenError, nothing written) a non-empty folder unless force."""
-    out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise CodegenError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise CodegenError(f"{out} is not empty; pass --force to overwrite the generated files in it")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in files.items():
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+def write(files: dict, outdir: str | Path, force: bool = False, protected: tuple = ()) -> list[Path]:
+    """Write the generated files (see outputs.write_folder). Raises OutputError, nothing written."""
+    from .outputs import write_folder
+
+    return write_folder(files, outdir, force, OUTPUT_FILES, protected)

@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from . import dims
-from .report import human, rf_text, shape_text, short
+from .report import amount, human, rf_text, shape_text
 
 SHOW_CHOICES = ("params", "macs", "rf")
 FAMILY_COLOURS = {  # op family -> fill colour (ColorBrewer Pastel1/Set3, readable with black text)
@@ -37,18 +37,16 @@ def _esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def amount(value) -> str:
-    """A count for a label: 4.09G, or 118.01M·N when it is a number times symbols."""
-    number = dims.as_int(value)
-    if number is not None:
-        return short(number)
-    try:
-        coeff, rest = value.as_coeff_Mul()
-        if coeff.is_Integer and abs(int(coeff)) >= 1000:
-            return f"{short(int(coeff))}·{dims.to_str(rest)}"
-    except AttributeError:
-        pass
-    return dims.to_str(value)
+TITLE_FORMULA = 48  # longer formulas stay in the layer labels and `archplan check`, not in the title
+
+
+def title_amount(value, what: str) -> str:
+    """'4.09G MACs', or 'MACs: a formula in H, N, W' when the formula is too long for a title."""
+    text = amount(value)
+    if len(text) <= TITLE_FORMULA:
+        return f"{text} {what}"
+    names = sorted(str(s) for s in getattr(value, "free_symbols", ()))
+    return f"{what}: a formula in {', '.join(names)}"
 
 
 def _sum(values):
@@ -277,8 +275,8 @@ class _Builder:
             cells.append(f'<TD BGCOLOR="{ERROR_FILL}"><FONT COLOR="{ERROR_COLOUR}">error</FONT></TD>')
         totals = self.result.totals
         head = (
-            f"{_esc(self.graph.name)}: {_esc(amount(totals.get('params', 0)))} params, "
-            f"{_esc(amount(totals.get('macs', 0)))} MACs"
+            f"{_esc(self.graph.name)}: {_esc(title_amount(totals.get('params', 0), 'params'))}, "
+            f"{_esc(title_amount(totals.get('macs', 0), 'MACs'))}"
         )
         span = f'<TR><TD COLSPAN="{max(len(cells), 1)}" BORDER="0">'
         rows = [f"{span}<B>{head}</B></TD></TR>", "<TR>" + "".join(cells) + "</TR>"]

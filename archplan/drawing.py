@@ -21,12 +21,14 @@ INSTALL_HINT = (
 class NoLayoutProgram(Exception):
     """No program can draw this format; the DOT source was written to `dot_path` instead."""
 
-    def __init__(self, fmt: str, dot_path: Path):
+    def __init__(self, fmt: str, dot_path: Path | None):
         self.fmt, self.dot_path = fmt, dot_path
-        super().__init__(
-            f"Graphviz's `dot` is needed for {fmt} output and was not found; {INSTALL_HINT}. "
+        wrote = (
             f"Wrote the DOT source to {dot_path}"
+            if dot_path is not None
+            else "The DOT source was not written (a .dot file of that name exists): use -o NAME.dot"
         )
+        super().__init__(f"Graphviz's `dot` is needed for {fmt} output and was not found; {INSTALL_HINT}. {wrote}")
 
 
 class LayoutFailed(Exception):
@@ -96,22 +98,27 @@ def picture(source: str, fmt: str) -> tuple[bytes, str] | None:
     return None
 
 
-def write(source: str, path: str | Path, fmt: str) -> str:
+def write(source: str, path: str | Path, fmt: str, protected: tuple = ()) -> str:
     """Write DOT source as `fmt` to `path`; returns what drew it ('' for DOT).
 
-    Raises NoLayoutProgram (after writing the .dot next to `path`) or LayoutFailed.
+    Raises OutputError (nothing written), NoLayoutProgram (after writing the .dot next to `path`, unless a
+    file of that name exists) or LayoutFailed.
     """
-    path = Path(path)
+    from .outputs import check_target, write_file
+
+    path = check_target(path, protected)
     if fmt == "dot":
-        path.write_text(source, encoding="utf-8")
+        write_file(path, source, protected)
         return ""
     drawn = picture(source, fmt)
     if drawn is None:
         dot_path = path.with_suffix(".dot")
-        dot_path.write_text(source, encoding="utf-8")
+        if dot_path.exists() or dot_path.is_symlink():
+            raise NoLayoutProgram(fmt, None)
+        write_file(dot_path, source, protected)
         raise NoLayoutProgram(fmt, dot_path)
     data, program = drawn
-    path.write_bytes(data)
+    write_file(path, data, protected)
     return program
 
 
@@ -151,6 +158,17 @@ def run_render(
             echo(line, err=True)
         echo("nothing written", err=True)
         return 1
+    from .outputs import OutputError, check_target
+
+    protected = (net.path,) if net.path else ()
+    try:  # both targets are checked before either is written
+        for target in (output, chart):
+            if target is not None and target != "-":
+                check_target(target, protected)
+    except OutputError as exc:
+        echo(str(exc), err=True)
+        echo("nothing written", err=True)
+        return 1
     ok = result.ok
     if output is not None:
         fmt = format_for(output, fmt)
@@ -159,19 +177,19 @@ def run_render(
             echo(source, nl=False)
         else:
             try:
-                program = write(source, output, fmt)
+                program = write(source, output, fmt, protected)
                 echo(f"wrote {output}" + (f" (drawn by {program})" if program else ""), err=True)
-            except (NoLayoutProgram, LayoutFailed) as exc:
-                echo(f"error: {exc}", err=True)
+            except (NoLayoutProgram, LayoutFailed, OutputError) as exc:
+                echo(str(exc) if isinstance(exc, OutputError) else f"error: {exc}", err=True)
                 ok = False
     if chart is not None:
         from .chart import ChartUnavailable, write_chart
 
         try:
-            write_chart(result, chart, values)
+            write_chart(result, chart, values, protected)
             echo(f"wrote {chart}", err=True)
-        except ChartUnavailable as exc:
-            echo(f"error: {exc}", err=True)
+        except (ChartUnavailable, OutputError) as exc:
+            echo(str(exc) if isinstance(exc, OutputError) else f"error: {exc}", err=True)
             ok = False
     for line in problems:
         echo(line, err=True)

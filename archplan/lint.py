@@ -15,12 +15,11 @@ def _warn(row, message: str, hint: str | None = None) -> Problem:
 
 
 def graph_warnings(result) -> list[Problem]:
-    out = []
-    out += border_warnings(result)
-    out += resolution_warnings(result)
-    out += alignment_warnings(result)
-    out += coverage_warnings(result)
-    out += dead_layer_warnings(result)
+    """Warnings about single layers always; whole-graph judgements (coverage, dead layers, unread inputs)
+    only when every layer was analysed: a failed layer would make them follow-on noise."""
+    out = border_warnings(result) + resolution_warnings(result) + alignment_warnings(result)
+    if not result.errors:
+        out += coverage_warnings(result) + dead_layer_warnings(result) + unread_input_warnings(result)
     return out
 
 
@@ -45,10 +44,7 @@ def border_warnings(result) -> list[Problem]:
 
 
 def _input_shape(result, row) -> tuple:
-    source = row.node.inputs[0]
-    if source in result.inputs:
-        return result.inputs[source]
-    return next(r.output_shape for r in result.layers if r.name == source)
+    return result.shape_of(row.node.inputs[0])
 
 
 def resolution_warnings(result) -> list[Problem]:
@@ -175,4 +171,19 @@ def dead_layer_warnings(result) -> list[Problem]:
         _warn(row, "does not contribute to any output", "remove it or list it in outputs")
         for row in result.layers
         if row.name not in alive
+    ]
+
+
+def unread_input_warnings(result) -> list[Problem]:
+    read = {source for node in result.graph.nodes.values() for source in node.inputs} | set(result.graph.outputs)
+    lines = result.graph.input_lines
+    return [
+        Problem(
+            f"input {name} is never read by any layer",
+            line=lines.get(name),
+            severity="warning",
+            hint="remove it, or read it with `in:`",
+        )
+        for name in result.graph.inputs
+        if name not in read
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 
 from . import dims
@@ -38,6 +39,24 @@ def short(value) -> str:
         if abs(number) >= scale:
             return f"{number / scale:.2f}{unit}"
     return str(number)
+
+
+def amount(value) -> str:
+    """A count in short form: 4.09G, or 118.01M·N / 640·N when it is a number times symbols (one style for all)."""
+    number = dims.as_int(value)
+    if number is not None:
+        return short(number)
+    try:
+        coeff, rest = value.as_coeff_Mul()
+        if coeff.is_Integer and int(coeff) not in (1, -1):
+            return f"{short(int(coeff))}·{dims.to_str(rest)}"
+    except AttributeError:
+        pass
+    return dims.to_str(value)
+
+
+def _is_monomial(value) -> bool:
+    return dims.as_int(value) is not None or getattr(value, "is_Mul", False) or getattr(value, "is_Symbol", False)
 
 
 def shape_text(shape) -> str:
@@ -122,22 +141,35 @@ def rows(result) -> list[tuple]:
 
 def summary_lines(result) -> list[str]:
     t = result.totals
-    lines = [
+    missing = [name for name in result.graph.outputs if name not in result.outputs]
+    outputs = [f"{k} {shape_text(v)}" for k, v in result.outputs.items()]
+    outputs += [f"{name} (not analysed: an error upstream)" for name in missing]
+    macs, flops = t["macs"], t["flops"]
+    if _is_monomial(macs):  # 2,293,000 or 2293000*N: exact, then short
+        costs = f"MACs: {human(macs)} ({amount(macs)}); FLOPs: {human(flops)} ({amount(flops)})"
+    else:  # a longer formula is written once: FLOPs are twice it
+        costs = f"MACs: {human(macs)}; FLOPs: 2 x MACs"
+    return [
         "Inputs: " + ", ".join(f"{k} {shape_text(v)}" for k, v in result.inputs.items()),
-        "Outputs: " + ", ".join(f"{k} {shape_text(v)}" for k, v in result.outputs.items()),
+        "Outputs: " + (", ".join(outputs) or "none"),
         f"Total params: {human(t['params'])} (trainable {human(t['trainable_params'])}); "
         f"buffers: {human(t['buffers'])}",
-        f"MACs: {human(t['macs'])}"
-        + (f" ({short(t['macs'])})" if dims.as_int(t["macs"]) else "")
-        + f"; FLOPs: {short(t['flops'])}",
-        f"Activations: {human(t['activation_elements'])} elements, {_bytes(t['activation_bytes'])} at {result.dtype}",
+        costs,
+        f"Activations: {human(t['activation_elements'])} elements, "
+        + (
+            f"{_bytes(t['activation_bytes'])} at {result.dtype}"
+            if _is_monomial(t["activation_elements"])
+            else f"{_dtype_bytes(result)} bytes each at {result.dtype}"
+        ),
     ]
-    return lines
 
 
 def _bytes(value) -> str:
     number = dims.as_int(value)
     if number is None:
+        coeff, rest = value.as_coeff_Mul() if hasattr(value, "as_coeff_Mul") else (None, None)
+        if coeff is not None and coeff.is_Integer and int(coeff) > 1:  # 98696*N bytes -> 96.38 KiB·N
+            return f"{_bytes(int(coeff))}·{dims.to_str(rest)}"
         return dims.to_str(value) + " bytes"
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if number >= scale:
@@ -154,7 +186,18 @@ def problem_lines(result, path: str) -> list[str]:
     return lines
 
 
+def _parsed(result) -> bool:
+    """False when the file never became a graph (YAML or structure errors): then only the problems are shown."""
+    return bool(result.layers) or not result.errors
+
+
+def _status(result) -> str:
+    return f"{'OK' if result.ok else f'{len(result.errors)} error(s)'}, {len(result.warnings)} warning(s)"
+
+
 def table(result, path: str = "") -> str:
+    if not _parsed(result):
+        return "\n".join([*problem_lines(result, path), _status(result)]) + "\n"
     body = rows(result)
     widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(COLUMNS)]
     aligns = ("<", "<", "<", ">", ">", ">")
@@ -166,27 +209,37 @@ def table(result, path: str = "") -> str:
     lines = [f"{result.graph.name or path}", rule, fmt(COLUMNS), rule]
     lines += [fmt(r) for r in body]
     lines += [rule] + summary_lines(result) + problem_lines(result, path)
-    status = "OK" if result.ok else f"{len(result.errors)} error(s)"
-    lines.append(f"{status}, {len(result.warnings)} warning(s)")
+    lines.append(_status(result))
     return "\n".join(lines) + "\n"
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_<>|])")
+
+
+def md(text: str) -> str:
+    """Text shown literally by Markdown renderers: emphasis, code, links, tables and HTML characters escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
 def markdown(result, path: str = "") -> str:
+    if not _parsed(result):
+        return "\n".join([*(f"- {md(line)}" for line in problem_lines(result, path)), "", md(_status(result))]) + "\n"
     lines = [
-        f"## {result.graph.name or path}",
+        f"## {md(result.graph.name or path)}",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join(("---", "---", "---", "---:", "---:", "---:")) + "|",
     ]
     for r in rows(result):
         cells = [r[0].strip()] + list(r[1:])
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(md(c) for c in cells) + " |")
     lines.append("")
-    lines += [f"- {line}" for line in summary_lines(result)]
+    lines += [f"- {md(line)}" for line in summary_lines(result)]
     extra = problem_lines(result, path)
     if extra:
         lines.append("")
-        lines += [f"- {line}" for line in extra]
+        lines += [f"- {md(line)}" for line in extra]
+    lines += ["", md(_status(result))]
     return "\n".join(lines) + "\n"
 
 

@@ -142,10 +142,15 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
         for v in vars(module).values()
         if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__
     ]
+    _check_memory(analysis)
     torch.manual_seed(seed)
-    model = module.build_model().eval()
-    inputs = [torch.randn(tuple(int(d) for d in shape)) for shape in analysis.inputs.values()]
-    shapes, flops, outputs = _capture(model, classes, inputs)
+    try:
+        model = module.build_model().eval()
+        inputs = [torch.randn(tuple(int(d) for d in shape)) for shape in analysis.inputs.values()]
+        shapes, flops, outputs = _capture(model, classes, inputs)
+    except (MemoryError, RuntimeError) as exc:  # allocation failures (the estimate is a bound, not a promise)
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CodegenError(f"running the net at {_sizes(generated.sizes.concrete)} failed: {first}") from None
     modules = dict(model.named_modules())
     root = type(model).__name__
     checks = []
@@ -177,8 +182,30 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     return Report(analysis.graph.name, dict(generated.sizes.concrete), tuple(checks), total_rows)
 
 
-def format_report(report: Report, everything: bool = True) -> str:
-    sizes = ", ".join(f"{k}={v}" for k, v in sorted(report.sizes.items())) or "fixed sizes"
+MAX_VERIFY_BYTES = 4 * 2**30  # weights and every activation at float32, held at once in the worst case
+
+
+def _sizes(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "fixed sizes"
+
+
+def _check_memory(analysis) -> None:
+    """Refuse sizes whose tensors would not fit before torch tries to allocate them."""
+    from . import dims
+
+    totals = analysis.totals
+    needed = 4 * (int(dims.normalize(totals["activation_elements"])) + int(dims.normalize(totals["params"])))
+    needed += 4 * int(dims.normalize(totals["buffers"]))
+    if needed > MAX_VERIFY_BYTES:
+        raise CodegenError(
+            f"verify runs the net once, and at these sizes its weights and activations take {needed / 2**30:,.1f} "
+            f"GiB (more than {MAX_VERIFY_BYTES // 2**30} GiB): pass smaller sizes with --set"
+        )
+
+
+def format_report(report: Report, everything: bool = False) -> str:
+    """Every layer with `everything`, else only those that differ; the totals always."""
+    sizes = _sizes(report.sizes)
     head = ("layer", "shape", "params", "FLOPs", "")
     rows = []
     for c in report.layers:
@@ -189,17 +216,18 @@ def format_report(report: Report, everything: bool = True) -> str:
         rows.append((c.layer, _shape(c.expected_shape), params, flops, "ok" if c.ok else "; ".join(c.problems)))
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(4)]
     lines = [f"verify {report.net} at {sizes}", ""]
-    for r in (head, *rows):
-        lines.append(
-            "  ".join(str(r[i]).ljust(widths[i]) if i == 0 or i == 1 else str(r[i]).rjust(widths[i]) for i in range(4))
-            + "  "
-            + r[4]
-        )
-    lines.append("")
+    if rows:
+        for r in (head, *rows):
+            cells = [str(r[i]).ljust(widths[i]) if i < 2 else str(r[i]).rjust(widths[i]) for i in range(4)]
+            lines.append("  ".join(cells) + "  " + r[4])
+        lines.append("")
     for what, want, got in report.totals:
         status = "ok" if want == got else f"MISMATCH: torch {got}"
         shown = f"{want:,}" if isinstance(want, int) else ", ".join(_shape(s) for s in want)
         lines.append(f"{what}: {shown} {status}")
     bad = len(report.failures) + len(report.total_failures)
-    lines.append("all layers match the analysis" if not bad else f"{len(report.failures)} layer(s) differ")
+    count = len(report.layers)
+    lines.append(
+        f"all {count} layers match the analysis" if not bad else f"{len(report.failures)} of {count} layer(s) differ"
+    )
     return "\n".join(lines) + "\n"

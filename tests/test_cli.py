@@ -35,8 +35,9 @@ def test_golden_output(example, fmt, extra, update_golden):
     result = run("check", f"examples/{example}.yaml", "--format", fmt, *extra)
     assert result.exit_code == 0
     golden = GOLDEN / f"check_{example}.{fmt}"
-    if update_golden or not golden.exists():
+    if update_golden:
         golden.write_text(result.output)
+    assert golden.exists(), f"{golden} is missing: run pytest --update-golden and review the new file"
     assert result.output == golden.read_text()
 
 

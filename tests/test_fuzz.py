@@ -82,6 +82,18 @@ def test_mutated_examples_never_raise(source, pick, value, sizes):
     result = net.analyze({k: v for k, v in sizes.items() if k in net.symbols})
     for problem in result.errors + result.warnings:
         assert problem.message
+    if result.ok:  # a net that passes is complete: every output analysed, every total a figure
+        assert set(result.outputs) == set(result.graph.outputs) and result.outputs
+        assert set(result.totals) >= {"params", "macs", "activation_bytes"}
+    else:  # a net that fails says where, unless the whole file is unusable
+        assert any(p.line is not None for p in result.errors) or net.spec is None, result.errors
+
+
+def test_unmutated_sources_pass():
+    """The precondition of the mutation test: every source is a valid net before it is mutated."""
+    for doc in SOURCES:
+        result = archplan.loads(yaml.safe_dump(doc, sort_keys=False)).analyze()
+        assert result.ok, result.errors
 
 
 @settings(max_examples=100, deadline=None)

@@ -45,8 +45,7 @@ def support(grad) -> tuple[int, int] | None:
 @given(net=st.lists(layers(tiling=True), min_size=1, max_size=5), pick=st.floats(0.3, 0.7))
 def test_receptive_field_is_the_gradient_support(net, pick):
     found, field = gradient_support(net, pick)
-    if field is not None:
-        assert found == field, net
+    assert found == field, net
 
 
 @settings(max_examples=40, deadline=None)
@@ -54,16 +53,20 @@ def test_receptive_field_is_the_gradient_support(net, pick):
 def test_receptive_field_contains_the_gradient_support(net, pick):
     """With gaps (kernel < stride) the field is the hull of what the pixel reads."""
     found, field = gradient_support(net, pick)
-    if field is not None and found is not None:
+    if found is not None:  # None: with gaps, the chosen output pixel may read nothing but padding
         assert field[0] <= found[0] and found[1] <= field[1], net
 
 
 def gradient_support(layers, pick):
-    """(rows of the input the gradient reaches, rows the analysis' field covers), or (None, None)."""
-    size = 96
-    result = analyze(layers, [1, 1, size, size])
-    if not result.ok:
-        return None, None
+    """(rows of the input the gradient reaches, rows the analysis' field covers), on the smallest of a few
+    input sizes the net accepts; 3**6 fits any drawn net (at most 5 windows of stride <= 3, kernel <= 4), so
+    the analysis must succeed."""
+    for size in (64, 160, 729):
+        result = analyze(layers, [1, 1, size, size])
+        if result.ok:
+            break
+    assert result.ok, (layers, result.errors)
+    assert result.layers[-1].receptive_field is not None, layers
     x = torch.ones(1, 1, size, size, requires_grad=True)
     out, shape = x, (1, 1, size, size)
     for row in result.layers:

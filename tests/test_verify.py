@@ -34,7 +34,10 @@ def test_every_example_verifies(name):
 def test_cli_exit_codes_and_table():
     ok = CliRunner().invoke(cli, ["verify", str(ROOT / "examples" / "resnet18.yaml")])
     assert ok.exit_code == 0, ok.output
-    assert "layer1.0.add" in ok.output and "all layers match the analysis" in ok.output
+    assert "layer1.0.add" not in ok.output and "all 69 layers match the analysis" in ok.output
+    everything = CliRunner().invoke(cli, ["verify", str(ROOT / "examples" / "resnet18.yaml"), "--all"])
+    assert everything.exit_code == 0 and "layer1.0.add" in everything.output
+    assert everything.output.count(" ok\n") >= 69 + 4  # every layer, then the totals
 
 
 def test_cli_reports_a_wrong_rule(monkeypatch):

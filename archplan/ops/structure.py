@@ -217,13 +217,15 @@ class ZeroPad2d(Op):
         return (*x[:-2], x[-2] + top + bottom, x[-1] + left + right)
 
     def receptive_field(self, a, rfs, ins):
-        left, _, top, _ = a.padding
-        rf_h, rf_w = rfs[0][-2:]
-        return (
-            *rfs[0][:-2],
-            AxisRF(rf_h.size, rf_h.stride, rf_h.padding + top * rf_h.stride),
-            AxisRF(rf_w.size, rf_w.stride, rf_w.padding + left * rf_w.stride),
-        )
+        # torch pads the last two dims whatever the rank; padding comes last dim first: (left, right, top, bottom).
+        # Only those of the padded dims that are spatial (dim >= 2) carry a field: [N, C, T] pads C and T.
+        fields = list(rfs[0])
+        for k, before in enumerate(a.padding[0::2]):  # k = 0: the last dim
+            axis = len(fields) - 1 - k
+            if axis >= 0:
+                rf = fields[axis]
+                fields[axis] = AxisRF(rf.size, rf.stride, rf.padding + before * rf.stride)
+        return tuple(fields)
 
     def describe(self, a):
         return f"zeropad {','.join(str(p) for p in a.padding)}"
