@@ -1,142 +1,120 @@
 """For which symbol values is the graph valid?
 
-Floor divisions make every size quasi-periodic in each symbol: with P the lcm of the
-divisions a symbol passes through, substituting H = P*k + r turns every size into a
-linear function of k. For each residue r we then decide every condition exactly
-(merges line up, sizes positive, input expressions integral) and find the smallest k.
+Every requirement (a size >= 1, two sizes equal, a size integral) is a function f of one symbol x built
+from sums, products, floor/ceiling divisions by constants, Mod, Min and Max. We compile f into an exact
+integer function (no sympy on the hot path) and learn two facts about it from its structure, never from
+sampling:
+
+- its trend: nondecreasing or nonincreasing for x >= lo (floors and sums of nondecreasing terms are
+  nondecreasing, so are products of nonnegative ones; lo is 1, or for a product like (H - 2)**2 the
+  smallest value the other requirements allow). Then `f(x) >= 1` holds on a half-line, found by
+  exponential and binary search: a lower bound (H >= 511) or an upper bound (L <= 1024). An equality
+  with a monotone difference holds on an interval, found the same way.
+- its quasi-period: P and a slope a with f(x + P) = f(x) + a*P for every integer x (P comes from the
+  divisions, as an lcm). On each residue class r mod P, f is linear in k where x = P*k + r, so one
+  evaluation per residue decides the requirement exactly for the whole class (and a first or last k).
+
+Each requirement gives a set of valid values: a period and, per residue, the first and last valid value.
+Intersecting them (thresholds first, residues lifted to the lcm only where still valid) gives the domain.
+A 24-layer chain of strided convolutions is 24 threshold searches, not 2**24 residues. The work is
+capped (MAX_PERIOD residues per requirement, MAX_WORK checks per symbol); past the cap, or for a form
+outside these two classes, the domain is reported as not derived, with the reason, never guessed.
+Threshold searches stop at SIZE_LIMIT (torch sizes are int64).
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
-from math import gcd
+from functools import cached_property, lru_cache
+from math import isqrt
 
 import sympy
 
-from . import dims
+from . import dims, residues
 from .errors import Problem
 from .symbols import CeilDiv, FloorDiv, symbol, to_str
 
-MAX_PERIOD = 4096
-_K = sympy.Symbol("k_", integer=True, nonnegative=True)
-
-
-class _Unsupported(Exception):
-    pass
+BORDER_PERIOD = 1 << 12  # residues listed in a border warning; past it, a sample and no list
 
 
 @dataclass(frozen=True)
 class Domain:
-    """Valid values of one symbol: x % period is a valid residue and x >= that residue's smallest size."""
+    """Valid values of one symbol: x % period is a valid residue, x >= that residue's first valid value,
+    x <= maximum, and x <= the residue's last valid value where `ends` lists one."""
 
     period: int
     starts: tuple  # ((residue, smallest valid value), ...)
     maximum: int | None = None
+    ends: tuple = ()  # ((residue, largest valid value), ...) for residues that stop below `maximum`
 
     @property
     def minimum(self) -> int:
         return min(start for _, start in self.starts)
 
-    def __contains__(self, value: int) -> bool:
-        start = dict(self.starts).get(value % self.period)
-        return start is not None and value >= start and (self.maximum is None or value <= self.maximum)
+    @cached_property
+    def _bounds(self) -> tuple:
+        return dict(self.starts), dict(self.ends)
+
+    def __contains__(self, value) -> bool:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            return False
+        starts, ends = self._bounds
+        r = value % self.period
+        start, end = starts.get(r), ends.get(r)
+        if start is None or value < start:
+            return False
+        return (self.maximum is None or value <= self.maximum) and (end is None or value <= end)
 
 
-def _lcm(a: int, b: int) -> int:
-    return a * b // gcd(a, b)
-
-
-def period(e, x) -> int:
-    """Smallest P (up to lcm) such that e(x + P) - e(x) has no floor terms left."""
-    e = sympy.sympify(e)
-    result = 1
-    if not e.has(x):
-        return 1
-    atoms = [
-        a for a in e.atoms(FloorDiv, CeilDiv, sympy.Mod, sympy.floor, sympy.ceiling, sympy.Min, sympy.Max) if a.has(x)
-    ]
-    outer = [a for a in atoms if not any(a != b and b.has(a) for b in atoms)]
-    for atom in outer:
-        result = _lcm(result, _atom_period(atom, x))
-    plain = e.xreplace({a: 0 for a in outer})
-    for term in sympy.Add.make_args(sympy.expand(plain)):
-        if term.has(x):
-            coeff = term.as_coeff_Mul()[0]
-            result = _lcm(result, int(sympy.Rational(coeff).q) if coeff.is_Rational else 1)
-    if result > MAX_PERIOD:
-        raise _Unsupported()
-    return result
-
-
-def _atom_period(atom, x) -> int:
-    if isinstance(atom, (sympy.Min, sympy.Max)):
-        out = 1
-        for arg in atom.args:
-            out = _lcm(out, period(arg, x))
-        return out
-    if isinstance(atom, (FloorDiv, CeilDiv, sympy.Mod)):
-        p, q = atom.args
-    else:  # floor / ceiling of p/q
-        p, q = sympy.fraction(sympy.together(atom.args[0]))
-    if not q.is_Integer:
-        raise _Unsupported()
-    inner = period(p, x)
-    shift = sympy.expand(p.xreplace({x: x + inner}) - p)
-    if shift.free_symbols:
-        raise _Unsupported()
-    return inner * int(sympy.Rational(shift / q).q)
-
-
-def _linear(v):
-    """v as (a, b) with v = a*k + b, or None when v is not linear in k with numeric coefficients."""
-    v = sympy.expand(v)
-    if v.free_symbols - {_K}:
-        return None
-    poly = v.as_poly(_K) if v.free_symbols else None
-    if poly is None:
-        return (sympy.Integer(0), v) if v.is_number else None
-    if poly.degree() > 1:
-        return None
-    coeffs = poly.all_coeffs()
-    return (coeffs[0], coeffs[1]) if len(coeffs) == 2 else (sympy.Integer(0), coeffs[0])
-
-
-def _check(cond, x, P, r):
-    """(ok, kmin) for one condition at residue r; kmin None when fine for every k."""
-    sub = {x: P * _K + r}
-    value = cond.value.xreplace(sub)
-    if cond.kind == "equal":
-        value = value - cond.other.xreplace(sub)
-    lin = _linear(value)
-    if lin is None:
-        raise _Unsupported()
-    a, b = lin
-    if cond.kind == "equal":
-        return a == 0 and b == 0, None
-    if cond.kind == "integer":
-        return a.is_integer and b.is_integer, None
-    # positive: a*k + b >= 1
-    if a == 0:
-        return bool(b >= 1), None
-    if a > 0:
-        return True, max(0, int(sympy.ceiling((1 - b) / a)))
-    raise _Unsupported()  # a size that shrinks as the symbol grows: bounded above, not derived here
+# ---- solving the recorded conditions -----------------------------------------------------------------
 
 
 def simplest_form(name: str, residues: set, P: int) -> str | None:
     """'H % 8 == 0' style text for a set of residues modulo P (None when every residue is fine)."""
-    if len(residues) == P:
+    d, classes = _coarsest(frozenset(residues), P)
+    if len(classes) == d:
         return None
-    for d in sorted(q for q in range(1, P + 1) if P % q == 0):
-        classes = {r % d for r in residues}
-        if all((r % d in classes) == (r in residues) for r in range(P)):
-            break
     if len(classes) == 1:
-        return f"{name} % {d} == {next(iter(classes))}"
-    missing = sorted(set(range(d)) - classes)
+        return f"{name} % {d} == {classes[0]}"
+    missing = sorted(set(range(d)) - set(classes))
     if len(missing) == 1:
         return f"{name} % {d} != {missing[0]}"
-    return f"{name} % {d} in ({', '.join(str(c) for c in sorted(classes))})"
+    return f"{name} % {d} in ({_runs(classes)})"
+
+
+@lru_cache(maxsize=1024)
+def _coarsest(residues: frozenset, P: int) -> tuple:
+    """The smallest modulus d | P that describes the residues, and their classes mod d."""
+    for d in _divisors(P):
+        if len(residues) % (P // d):
+            continue
+        classes = {r % d for r in residues}
+        if len(classes) * (P // d) == len(residues):  # every lift of every class is in the set
+            return d, sorted(classes)
+    return P, sorted(residues)
+
+
+def _divisors(n: int) -> list:
+    low = [d for d in range(1, isqrt(n) + 1) if n % d == 0]
+    return sorted(set(low + [n // d for d in low]))
+
+
+def _runs(values: list) -> str:
+    """1, 2, 5..9: runs of four or more consecutive values shortened."""
+    out, i = [], 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        if j - i >= 3:
+            out.append(f"{values[i]}..{values[j]}")
+        else:
+            out.extend(str(v) for v in values[i : j + 1])
+        i = j + 1
+    return ", ".join(out)
 
 
 def _dedupe(conditions):
@@ -150,14 +128,23 @@ def _dedupe(conditions):
 
 
 def _split_products(conditions):
-    """A product of sizes is >= 1 when each factor is: N*32*(ceiling(H/8) - 1)*(W - 2) -> one condition per factor."""
+    """A product of sizes in several symbols is >= 1 when each factor is: N*32*(ceiling(H/8) - 1)*(W - 2) ->
+    one condition per factor. Every factor is itself a size that an earlier layer checked, so nothing is lost.
+    (A product in one symbol, (floor(H/2) - 1)**2, is solved as it is: it is monotone where its factors are
+    nonnegative.)"""
     out = []
     for c in conditions:
+        value = c.value
         if c.kind != "positive" or len(_free(c)) < 2:
             out.append(c)
             continue
-        factors = [f for f in sympy.Mul.make_args(sympy.factor_terms(c.value)) if f.free_symbols]
-        out.extend(type(c)("positive", f, None, c.node, c.message) for f in factors)
+        coeff, factors = sympy.factor_terms(value).as_coeff_mul()
+        sized = [(f.base, int(f.exp)) if f.is_Pow and f.exp.is_Integer and f.exp > 0 else (f, 1) for f in factors]
+        sized = [(f, n) for f, n in sized if f.free_symbols]
+        if coeff.is_positive is not True or sum(n for _, n in sized) < 2 or any(f.is_Pow for f, _ in sized):
+            out.append(c)
+            continue
+        out.extend(type(c)("positive", f, None, c.node, c.message) for f, _ in sized)
     return out
 
 
@@ -175,7 +162,7 @@ def solve(result, conditions) -> None:
     for name, conds in single.items():
         if not conds:
             continue
-        outcome = _solve_symbol(result, name, symbols[name], conds)
+        outcome = _solve_symbol(result, name, conds)
         if outcome is not None:
             substitutions[symbols[name]] = outcome
     if substitutions and result.ok:
@@ -197,129 +184,205 @@ def _cross_text(c) -> str:
     return f"{to_str(c.value)} >= 1"
 
 
-def _solve_symbol(result, name: str, x, conds):
+def _where(result, c) -> dict:
+    """Where a requirement comes from: its layer, or the input whose shape holds the size."""
+    if c is None:
+        return {}
+    node = c.node
+    if node is not None:
+        return dict(layer=node.name, line=node.line, column=node.column)
+    for name, shape in result.graph.inputs.items():
+        if any(d is c.value or d == c.value for d in shape):
+            return dict(line=result.graph.input_lines.get(name))
+    return {}
+
+
+def _solve_symbol(result, name: str, conds):
     info = result.graph.symbols[name]
-    border_rows = [
-        (row, loss)
-        for row in result.layers
-        for loss in row.border
-        if not isinstance(loss, int) and sympy.sympify(loss).has(x)
-    ]
+    x = next(iter(_free(conds[0])))
+    budget, current = residues.Budget(), None
     try:
-        P = 1
+        parts, later = [], []
         for c in conds:
-            P = _lcm(P, period(c.value, x))
-            if c.other is not None:
-                P = _lcm(P, period(c.other, x))
-        for _, loss in border_rows:
-            P = _lcm(P, period(loss, x))
-        if P > MAX_PERIOD:
-            raise _Unsupported()
-        valid, kmins, failures = _residues(conds, x, P, info)
-    except _Unsupported:
+            try:
+                parts.append(residues.part(c, x, budget))
+            except residues.Unsupported as exc:
+                later.append((c, exc))
+        # a product like (H - 2)**2 is monotone only where H - 2 >= 0: retry above what the others allow
+        lo = max((p.first for p in parts if p.classes), default=1)
+        for current, exc in later:
+            if lo == 1:
+                raise exc
+            parts.append(residues.part(current, x, budget, lo))
+        current = None
+        empty = [p for p in parts if not p.classes]
+        if empty:
+            _report_never_valid(result, name, empty)
+            return None
+        period, classes, stopper = residues.intersect(parts, budget)
+        if not classes:
+            _report_never_valid(result, name, [stopper], together=True)
+            return None
+        low, high = info.min or 1, info.max
+        capped = all(b is not None for _, b in classes.values())
+        kept = residues.meet(period, classes, residues.Part(1, {0: (low, high)}), budget)[1]
+    except residues.Unsupported as exc:
         result.warnings.append(
             Problem(
-                f"the sizes for which the net is valid were not derived for {name}: a size "
-                f"shrinks as {name} grows or is not piecewise linear in it",
+                f"the sizes for which the net is valid were not derived for {name}: {exc}",
+                **_where(result, current),
                 severity="warning",
                 hint=f"check concrete sizes with --set {name}=...",
             )
         )
         return None
-    if not valid:
-        _report_never_valid(result, name, conds, failures, P)
+    if not kept:
+        _report_outside(result, name, parts, period, classes, low, high)
         return None
-    text = simplest_form(name, set(valid), P)
+    return _record(result, name, x, period, kept, capped)
+
+
+def _record(result, name: str, x, period: int, classes: dict, capped: bool):
+    """Constraint texts, minimum size and Domain from the valid classes; (d, c) when x = d*k + c.
+    `capped`: the requirements themselves bound the symbol above (else only a declared max does)."""
+    info = result.graph.symbols[name]
+    residues = set(classes)
+    text = simplest_form(name, residues, period)
     if text:
         result.constraints.append(text)
-    smallest = min(P * kmins[r] + r for r in valid)
+    smallest = min(a for a, _ in classes.values())
     result.minimum_sizes[name] = smallest
-    result.domains[name] = Domain(P, tuple((r, P * kmins[r] + r) for r in valid), info.max)
     if smallest > 1 or info.min:
-        result.constraints.append(f"{name} >= {max(smallest, info.min or 1)}")
-    if info.max is not None:
-        result.constraints.append(f"{name} <= {info.max}")
-    _border_warnings(result, name, x, P, set(valid), border_rows)
-    classes = {r % _modulus(text, P) for r in valid} if text else None
-    if text and len(classes) == 1:
-        d = _modulus(text, P)
-        return d, next(iter(classes))
-    return None
+        result.constraints.append(f"{name} >= {smallest}")
+    top = max(b for _, b in classes.values()) if capped else info.max
+    if top is not None:
+        result.constraints.append(f"{name} <= {top}")
+    result.constraints.extend(_exceptions(name, period, classes, smallest, top))
+    natural = {r: top - (top - r) % period for r in residues} if top is not None else {}
+    stops = tuple((r, b) for r, (_, b) in sorted(classes.items()) if b is not None and b != natural.get(r))
+    result.domains[name] = Domain(period, tuple((r, a) for r, (a, _) in sorted(classes.items())), top, stops)
+    _border_warnings(result, name, x, period, classes)
+    d, kept = _coarsest(frozenset(residues), period)
+    return (d, kept[0]) if text and len(kept) == 1 else None
 
 
-def _modulus(text: str, P: int) -> int:
-    return int(text.split("%")[1].split()[0]) if text else P
+def _exceptions(name: str, period: int, classes: dict, smallest: int, top: int | None) -> list:
+    """Texts for residues whose first (last) valid value is not the first at or after `smallest` (the last
+    at or before `top`), so that the constraint texts say exactly what the domain holds."""
+    late, early = {}, {}
+    for r, (a, b) in classes.items():
+        if a != smallest + (r - smallest) % period:
+            late.setdefault(a, set()).add(r)
+        if b is not None and (top is None or b != top - (top - r) % period):
+            early.setdefault(b, set()).add(r)
+    out = [f"{name} >= {a} when {simplest_form(name, rs, period)}" for a, rs in sorted(late.items())]
+    return out + [f"{name} <= {b} when {simplest_form(name, rs, period)}" for b, rs in sorted(early.items())]
 
 
-def _residues(conds, x, P, info):
-    valid, kmins, failures = [], {}, {}
-    low = max(1, info.min or 1)
-    for r in range(P):
-        kmin, ok = max(0, -(-(low - r) // P)), True
-        if r == 0:
-            kmin = max(kmin, 1)  # x = 0 is not a size
-        for c in conds:
-            good, need = _check(c, x, P, r)
-            if not good:
-                failures.setdefault(id(c), []).append(r)
-                ok = False
-                break
-            if need is not None:
-                kmin = max(kmin, need)
-        if ok and (info.max is None or P * kmin + r <= info.max):
-            valid.append(r)
-            kmins[r] = kmin
-    return valid, kmins, failures
-
-
-def _report_never_valid(result, name, conds, failures, P) -> None:
-    blamed = [c for c in conds if len(failures.get(id(c), [])) == P] or [next(c for c in conds if id(c) in failures)]
-    for c in blamed[:3]:
-        node = c.node
-        where = dict(layer=node.name, line=node.line, column=node.column) if node else {}
-        result.errors.append(Problem(f"{c.message}: no value of {name} makes this valid", **where))
-
-
-def _border_warnings(result, name, x, P, valid, border_rows) -> None:
-    seen = set()
-    for row, loss in border_rows:
-        bad = {r for r in valid if _loss_at(loss, x, P, r)}
-        if not bad or row.name in seen:
-            continue
-        seen.add(row.name)
-        good = valid - bad
-        node = row.node
-        when = simplest_form(name, bad, P) if good else None
-        text = f"does not tile its input: border pixels are never read{' when ' + when if when else ''}"
-        hint = f"sizes with {simplest_form(name, good, P)} avoid it" if good and simplest_form(name, good, P) else None
-        result.warnings.append(
-            Problem(text, layer=node.name, line=node.line, column=node.column, severity="warning", hint=hint)
+def _report_never_valid(result, name: str, parts: list, together: bool = False) -> None:
+    hint = f"the other requirements on {name} exclude every value this one allows" if together else None
+    for part in parts[:3]:
+        c = part.condition
+        result.errors.append(
+            Problem(f"{c.message}: no value of {name} makes this valid", **_where(result, c), hint=hint)
         )
 
 
-def _loss_at(loss, x, P, r) -> bool:
-    lin = _linear(sympy.sympify(loss).xreplace({x: P * _K + r}))
-    if lin is None:
-        return False
-    a, b = lin
-    return bool(a != 0 or b > 0)
+def _report_outside(result, name: str, parts: list, period: int, classes: dict, low: int, high) -> None:
+    """Valid values exist, but none within the declared [min, max]: say where they are, at the layer
+    whose requirement pushes them out."""
+    smallest = min(a for a, _ in classes.values())
+    span = f"in [{low}, {high}]" if high is not None else f">= {low}"
+    if high is not None and smallest > high:
+        blamed = max(parts, key=lambda p: p.first)
+        say = f"the smallest valid {name} is {smallest}"
+        hint = f"declare max: {smallest} or more"
+    else:
+        tops = [(a, low - 1 if b is None else min(b, low - 1)) for a, b in classes.values() if a < low]
+        largest = max(b - (b - a) % period for a, b in tops)
+        blamed = min(parts, key=lambda p: (p.last, -p.period))
+        say = f"the smallest valid {name} is {smallest}, the largest below {low} is {largest}"
+        hint = f"declare min: {largest} or less"
+    where = _where(result, blamed.condition)
+    result.errors.append(Problem(f"no value of {name} {span} makes the net valid: {say}", **where, hint=hint))
+
+
+def _border_warnings(result, name: str, x, period: int, classes: dict) -> None:
+    """Layers whose windows leave border pixels unread, and for which valid sizes."""
+    for row in result.layers:
+        losses = {sympy.sympify(loss) for loss in row.border if not isinstance(loss, int)}
+        try:
+            fns = [f for f in (residues.compile_fn(loss, x) for loss in losses if loss.has(x)) if f.period is not None]
+        except residues.Unsupported:
+            continue
+        if not fns:
+            continue
+        node = row.node
+        where = dict(layer=node.name, line=node.line, column=node.column, severity="warning")
+        q = residues.lcm_all([period] + [f.period for f in fns])
+        if any(f.slope != 0 for f in fns):  # the loss grows with the size: pixels are lost almost always
+            lifted, bad, q = set(classes), set(classes), period
+        elif q > BORDER_PERIOD:
+            if _sample_loses(fns, period, classes, q):
+                text = f"does not tile its input: border pixels are never read for some values of {name}"
+                result.warnings.append(Problem(text, **where))
+            continue
+        else:
+            lifted = _lifts(period, classes, q)
+            bad = {s for s in lifted if any(f.at(s) > 0 for f in fns)}
+        if not bad:
+            continue
+        good = lifted - bad
+        when = simplest_form(name, bad, q) if good else None
+        keep = simplest_form(name, good, q) if good else None
+        text = f"does not tile its input: border pixels are never read{' when ' + when if when else ''}"
+        result.warnings.append(Problem(text, **where, hint=f"sizes with {keep} avoid it" if keep else None))
+
+
+def _lifts(period: int, classes: dict, q: int) -> set:
+    """The residues mod q (a multiple of period) that hold at least one valid value."""
+    return {s for r, (a, b) in classes.items() for s in range(r, q, period) if b is None or a + (s - a) % q <= b}
+
+
+def _sample_loses(fns: list, period: int, classes: dict, q: int) -> bool:
+    """Whether some valid value loses pixels, among 512 spread over each class's whole period q (when q is too
+    long to list)."""
+    for a, b in classes.values():
+        for j in range(256):
+            v = a + period * (j * (q // period) // 256)
+            if any((b is None or w <= b) and any(f.at(w) > 0 for f in fns) for w in (v, v + period)):
+                return True
+    return False
 
 
 def _simplify(result, substitutions) -> None:
     """Rewrite every figure under the derived constraint (H = d*k + c), e.g. floor(H/8)*8 -> H."""
-    forward = {x: d * _K + c for x, (d, c) in substitutions.items()}
+    rule = tuple(sorted(((x, d, c) for x, (d, c) in substitutions.items()), key=lambda t: t[0].name))
 
     def rewrite(v):
-        if isinstance(v, int) or not getattr(v, "free_symbols", None):
-            return v
-        out = v
-        for x, (d, c) in substitutions.items():
-            if out.has(x):
-                out = sympy.expand(out.xreplace({x: forward[x]})).xreplace({_K: (x - c) / d})
-                out = sympy.expand(out)
-        return dims.normalize(out)
+        return v if isinstance(v, int) or not getattr(v, "free_symbols", None) else _rewrite(v, rule)
 
     for row in result.layers:
         row.output_shape = tuple(rewrite(d) for d in row.output_shape)
         row.params, row.buffers, row.macs = rewrite(row.params), rewrite(row.buffers), rewrite(row.macs)
     result.outputs = {k: tuple(rewrite(d) for d in v) for k, v in result.outputs.items()}
+
+
+@lru_cache(maxsize=4096)
+def _rewrite(v, rule: tuple):
+    """v with each division atom that is linear on x = d*k + c replaced by that linear function of x."""
+    if not any(v.has(x) for x, _, _ in rule):
+        return v
+    atoms = {}
+    for x, d, c in rule:
+        for atom in v.atoms(FloorDiv, CeilDiv, sympy.Mod, sympy.floor, sympy.ceiling, sympy.Min, sympy.Max):
+            if atom in atoms or atom.free_symbols != {x}:
+                continue
+            try:
+                f = residues.compile_fn(atom, x)
+            except residues.Unsupported:
+                continue
+            if f.period is not None and d % f.period == 0:
+                slope = sympy.Rational(f.slope.numerator, f.slope.denominator)
+                atoms[atom] = slope * x + sympy.Rational(f.at(c) - f.slope * c)
+    return dims.normalize(sympy.expand(v.xreplace(atoms)))
