@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import operator
+import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ArchplanError, Problem
+from .expr import MAX_INT
+from .show import listed, shown
 from .spec import NetSpec, parse_text
 
 MAX_FILE_BYTES = 5_000_000
+MAX_SIZE = MAX_INT  # a symbol's value (--set H=..., analyze({"H": ...})): int64, like every integer in a net
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class Net:
@@ -27,34 +41,61 @@ class Net:
         from . import expr
 
         names = list(self.spec.symbols)
+        seen = set(names)
         for inp in self.spec.inputs.values():
             for entry in inp.shape:
                 if isinstance(entry, str):
                     try:
-                        names += sorted(expr.names_in(entry) - set(names))
+                        new = sorted(expr.names_in(entry) - seen)
                     except Exception:  # a malformed entry is reported by lowering
-                        pass
+                        continue
+                    names += new
+                    seen.update(new)
         return names
 
     def check_values(self, values: dict[str, int]) -> list[str]:
-        """Messages for --set values that name no symbol or break declared bounds."""
-        messages = []
+        """Messages for --set values that name no symbol, are not sizes or break declared bounds."""
+        usage, bounds = self._value_problems(values)
+        return usage + [message for message, _ in bounds]
+
+    def _value_problems(self, values) -> tuple[list[str], list[tuple[str, object]]]:
+        """(messages for values that are no sizes of known symbols, [(message, symbol spec)] for bounds)."""
+        if not isinstance(values, Mapping):
+            return [f"expected a mapping of symbol name -> size, received {shown(values)}"], []
+        usage, bounds = [], []
         known = self.symbols
+        known_set = set(known)
         for name, value in values.items():
-            if name not in known:
-                messages.append(
-                    f"{name}={value}: {self.path or 'the net'} has no symbol {name!r} "
-                    f"(symbols: {', '.join(known) or 'none'})"
+            shown_value = shown(value, 40)
+            if not isinstance(name, str) or name not in known_set:
+                label = name[:60] if isinstance(name, str) else shown(name, 40)
+                usage.append(
+                    f"{label}={shown_value}: {self.path or 'the net'} has no symbol {shown(name, 60)} "
+                    f"(symbols: {listed(known)})"
                 )
                 continue
+            number = _size(value)
             info = self.spec.symbols.get(name)
-            if value < 1:
-                messages.append(f"{name}={value}: sizes must be positive integers")
-            elif info and info.min is not None and value < info.min:
-                messages.append(f"{name}={value}: below the declared min {info.min}")
-            elif info and info.max is not None and value > info.max:
-                messages.append(f"{name}={value}: above the declared max {info.max}")
-        return messages
+            if number is None or number < 1:
+                usage.append(f"{name}={shown_value}: sizes must be positive integers")
+            elif number > MAX_SIZE:
+                usage.append(f"{name}={shown_value}: sizes must be at most 2**63 - 1")
+            elif info and info.min is not None and number < info.min:
+                bounds.append((f"{name}={number}: below the declared min {info.min}", info))
+            elif info and info.max is not None and number > info.max:
+                bounds.append((f"{name}={number}: above the declared max {info.max}", info))
+        return usage, bounds
+
+    def _checked(self, values) -> tuple[dict[str, int], list[Problem]]:
+        """Sizes as ints, and declared-bound violations as located problems; ArchplanError for values
+        that are no sizes of this net's symbols (the messages of `check_values`, which the CLI shows)."""
+        if values is None or self.spec is None:  # a file that did not parse: its problems are the report
+            return {}, []
+        usage, bounds = self._value_problems(values)
+        if usage:
+            raise ArchplanError([Problem(message) for message in usage], self.path)
+        problems = [Problem(message, line=info.pos.line, column=info.pos.column) for message, info in bounds]
+        return {name: _size(value) for name, value in values.items()}, problems
 
     def defaults(self) -> dict[str, int]:
         return {s.name: s.default for s in self.spec.symbols.values() if s.default is not None} if self.spec else {}
@@ -65,8 +106,9 @@ class Net:
 
         if self.spec is None:
             raise ArchplanError(self.problems, self.path)
-        graph, problems = lower(self.spec, values or {})
-        errors = [p for p in self.problems + problems if p.severity == "error"]
+        values, bounds = self._checked(values)
+        graph, problems = lower(self.spec, values)
+        errors = [p for p in self.problems + bounds + problems if p.severity == "error"]
         if graph is None or errors:
             raise ArchplanError(errors, self.path)
         return graph
@@ -77,10 +119,11 @@ class Net:
         from .build import lower
         from .ir import Graph
 
-        problems = list(self.problems)
+        values, bounds = self._checked(values)
+        problems = list(self.problems) + bounds
         graph = None
         if self.spec is not None:
-            graph, lowering = lower(self.spec, values or {})
+            graph, lowering = lower(self.spec, values)
             problems += lowering
         if graph is None:  # nothing to analyse: report the problems on an empty net
             from .analysis import totals
@@ -111,18 +154,91 @@ class Net:
         return diagram.build(result, depth=depth, show=show)
 
 
+def _size(value) -> int | None:
+    """An integer size (Python or numpy int, not bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def loads(text: str, path: str = "") -> Net:
+    """Parse net text (what a file holds). Problems, including text too large to parse, are in Net.problems."""
+    if not isinstance(text, str):
+        problem = Problem(f"expected the text of a net file, received {type(text).__name__}")
+        return Net(None, [problem], path, "")
+    if len(text) > MAX_FILE_BYTES:
+        return Net(None, [Problem(f"the text is larger than {MAX_FILE_BYTES:,} characters")], path, "")
     spec, problems = parse_text(text, path)
     return Net(spec, problems, path, text)
 
 
 def load(path: str | Path) -> Net:
-    """Read a net file. Raises ArchplanError when the file cannot be read."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ArchplanError(Problem(f"the file is larger than {MAX_FILE_BYTES} bytes"), str(path))
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchplanError(Problem(f"cannot read the file: {exc}"), str(path)) from None
+    """Read a net file. Raises ArchplanError when the file cannot be read: not a regular file (a directory,
+    a device, a FIFO; symlinks are followed), larger than MAX_FILE_BYTES, or not UTF-8 text."""
+    text = _decoded(_read(Path(path)), str(path))
     return loads(text, str(path))
+
+
+def _refuse(path: Path, message: str) -> ArchplanError:
+    return ArchplanError(Problem(f"cannot read the file: {message}"), str(path))
+
+
+def _read(path: Path) -> bytes:
+    """At most MAX_FILE_BYTES of a regular file. Never blocks: a FIFO without a writer, /dev/zero or a file
+    that keeps growing are refused or cut off by what is read, not by what stat said."""
+    try:
+        kind = _kind(os.stat(path).st_mode)  # before opening: opening some devices has effects
+        if kind:
+            raise _refuse(path, f"it is {kind}, not a regular file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _refuse(path, exc.strerror or str(exc)) from None
+    try:
+        kind = _kind(os.fstat(fd).st_mode)  # what was opened, in case the path changed since stat
+        if kind:
+            raise _refuse(path, f"it is {kind}, not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _refuse(path, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise _refuse(path, f"it is larger than {MAX_FILE_BYTES:,} bytes")
+    return b"".join(chunks)
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is ('a directory', ...), None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+
+
+def _decoded(data: bytes, path: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _position(data, exc.start)
+        message = f"cannot read the file: it is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded)"
+        problem = Problem(message, line=line, column=column)
+        raise ArchplanError(problem, path) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line, column = _position(data, len(text[:nul].encode("utf-8")))
+        problem = Problem("cannot read the file: it contains a NUL byte (not text)", line=line, column=column)
+        raise ArchplanError(problem, path)
+    return text
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    before = data[:offset].decode("utf-8", "replace")
+    return before.count("\n") + 1, len(before) - before.rfind("\n")

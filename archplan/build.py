@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from . import dims, expr, ops
 from .errors import Problem, RuleError
 from .ir import Graph, Node, Scope, SymbolInfo, topological_order
+from .show import listed, shown
 from .spec import REQUIRED, LayerSpec, NetSpec, Pos, suggest
 
 MAX_NODES = 50_000
@@ -15,7 +15,6 @@ MAX_NODES = 50_000
 # block's repetitions are expanded, so no file can make lowering do unbounded work.
 MAX_VISITS = 200_000
 MAX_SUGGESTIONS = 50  # "did you mean" searches per file: each costs a scan of the scope's names
-MAX_LISTED = 10  # names listed in one message
 
 
 def local_names(layers: tuple, taken: set) -> list[str]:
@@ -99,7 +98,7 @@ class _Lowering:
                 if value is None:
                     value = 1
                 elif not dims.is_size(value) and number is None:
-                    self.error(f"input {name}: entry {i} must be an integer size, received {value!r}", inp.pos)
+                    self.error(f"input {name}: entry {i} must be an integer size, received {shown(value)}", inp.pos)
                     value = 1
                 elif number is not None and number < 1:
                     self.error(f"input {name}: sizes must be positive, received {number} at dim {i}", inp.pos)
@@ -185,7 +184,7 @@ class _Lowering:
         if value is None:
             return True
         if not isinstance(value, (bool, int)) or isinstance(value, float):
-            self.error(f"when: expected true/false, received {value!r}", when.pos, layer)
+            self.error(f"when: expected true/false, received {shown(value)}", when.pos, layer)
             return True
         return bool(value)
 
@@ -292,7 +291,7 @@ class _Lowering:
         value = self.evaluate(spec.repeat.value, env, spec.repeat.pos, layer, "repeat")
         number = dims.as_int(value) if not isinstance(value, bool) else None
         if number is None or number < 1:
-            self.error(f"repeat: expected a positive integer, received {value!r}", spec.repeat.pos, layer)
+            self.error(f"repeat: expected a positive integer, received {shown(value)}", spec.repeat.pos, layer)
             return 1
         return number
 
@@ -340,13 +339,6 @@ class _TooMany(Exception):
     def __init__(self, pos: Pos, layer: str):
         super().__init__(layer)
         self.pos, self.layer = pos, layer
-
-
-def listed(names, limit: int = MAX_LISTED) -> str:
-    """At most `limit` names in declaration order, then how many more: messages stay short on huge scopes."""
-    shown = list(itertools.islice(names, limit))
-    more = len(names) - len(shown)
-    return (", ".join(shown) + (f" and {more} more" if more else "")) if shown else "none"
 
 
 def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | None, list[Problem]]:

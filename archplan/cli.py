@@ -10,16 +10,18 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def _parse_set(ctx, param, values) -> dict:
+    from .show import shown
+
     out = {}
     for item in values:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise click.BadParameter(f"expected NAME=VALUE such as H=224, received {item!r}")
+            raise click.BadParameter(f"expected NAME=VALUE such as H=224, received {shown(item)}")
         try:
             out[name] = int(value)
         except ValueError:
-            raise click.BadParameter(f"{name}: expected an integer size, received {value!r}") from None
+            raise click.BadParameter(f"{name}: expected an integer size, received {shown(value)}") from None
     return out
 
 

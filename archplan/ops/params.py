@@ -2,35 +2,49 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
 
 from .. import dims
 from ..errors import RuleError
+from ..expr import MAX_INT
+from ..show import shown
 
 MISSING = object()
 Evaluate = Callable[[str], Any]
 
 
 def _received(value: Any) -> str:
-    if dims.is_expr(value) or isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
-        return f"received {dims.to_str(value)}"
-    return f"received {value!r}"
+    return f"received {shown(value)}"
+
+
+def _within(number: int, name: str) -> int:
+    """Integers beyond int64 (1e300 written as a float, say) would only make later arithmetic huge."""
+    if not -MAX_INT <= number <= MAX_INT:
+        raise RuleError(f"{name}: expected an integer of at most 2**63 - 1, {_received(number)}")
+    return number
 
 
 def _int(value: Any, name: str, minimum: int | None) -> int:
-    number = dims.as_int(value) if not isinstance(value, bool) else None
+    number = _as_int(value)
     if number is None:
         if not dims.is_expr(value):
             raise RuleError(f"{name}: expected an integer, {_received(value)}")
         raise RuleError(
-            f"{name}: expected a concrete integer, received the symbolic {dims.to_str(value)}",
+            f"{name}: expected a concrete integer, received the symbolic {shown(value)}",
             hint="use --set to give the symbol a value, or write the number",
         )
     if minimum is not None and number < minimum:
         raise RuleError(f"{name}: expected an integer >= {minimum}, received {number}")
-    return number
+    return _within(number, name)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return dims.as_int(value)
 
 
 def _evaluated(value: Any, evaluate: Evaluate) -> Any:
@@ -68,13 +82,13 @@ class Dim(Param):
             value = value.numerator
         if not dims.is_size(value) and not isinstance(value, Fraction):
             raise RuleError(f"{name}: expected a positive integer size, {_received(value)}")
-        number = dims.as_int(value)
+        number = _as_int(value)
         if number is not None:
             if number < 1:
                 raise RuleError(f"{name}: expected a positive integer size, received {number}")
-            return number
+            return _within(number, name)
         if isinstance(value, Fraction):
-            raise RuleError(f"{name}: expected an integer size, received {dims.to_str(value)}")
+            raise RuleError(f"{name}: expected an integer size, {_received(value)}")
         return value
 
 
@@ -89,7 +103,7 @@ class Ints(Param):
         value = _evaluated(value, evaluate)
         items = value if isinstance(value, list) else [value] * self.n
         if len(items) != self.n:
-            raise RuleError(f"{name}: expected an integer or a list of {self.n} integers, received {value!r}")
+            raise RuleError(f"{name}: expected an integer or a list of {self.n} integers, {_received(value)}")
         return tuple(_int(_evaluated(v, evaluate), f"{name}[{i}]", self.minimum) for i, v in enumerate(items))
 
 
@@ -104,7 +118,7 @@ class Padding(Param):
         if isinstance(value, str) and value.strip().lower() in ("valid", "same", "full"):
             if value.strip().lower() not in self.modes:
                 allowed = ", ".join(("an integer", f"a list of {self.n} integers", *self.modes))
-                raise RuleError(f"{name}: {value!r} is not supported here; expected {allowed}")
+                raise RuleError(f"{name}: {shown(value)} is not supported here; expected {allowed}")
             return value.strip().lower()
         return Ints(n=self.n, minimum=0).convert(value, name, evaluate)
 
@@ -128,8 +142,11 @@ class Float(Param):
         value = _evaluated(value, evaluate)
         if isinstance(value, bool) or not dims.is_concrete(value):
             raise RuleError(f"{name}: expected a number, {_received(value)}")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise RuleError(f"{name}: expected a finite number, {_received(value)}") from None
+        if not math.isfinite(value):
             raise RuleError(f"{name}: expected a finite number, received {value}")
         low_fail = self.minimum is not None and (value <= self.minimum if self.open_minimum else value < self.minimum)
         if low_fail or (self.maximum is not None and value > self.maximum):
@@ -144,7 +161,7 @@ class Choice(Param):
 
     def convert(self, value, name, evaluate):
         if not isinstance(value, str) or value not in self.choices:
-            raise RuleError(f"{name}: expected one of {', '.join(self.choices)}, received {value!r}")
+            raise RuleError(f"{name}: expected one of {', '.join(self.choices)}, {_received(value)}")
         return value
 
 
@@ -159,7 +176,7 @@ class Sizes(Param):
         value = _evaluated(value, evaluate)
         items = value if isinstance(value, list) else [value] * (self.n or 1)
         if self.n is not None and len(items) != self.n:
-            raise RuleError(f"{name}: expected a size or a list of {self.n} sizes, received {value!r}")
+            raise RuleError(f"{name}: expected a size or a list of {self.n} sizes, {_received(value)}")
         out = []
         for i, item in enumerate(items):
             if item is None and self.allow_none:
@@ -179,7 +196,7 @@ class Floats(Param):
         value = _evaluated(value, evaluate)
         items = value if isinstance(value, list) else [value] * self.n
         if len(items) != self.n:
-            raise RuleError(f"{name}: expected a number or a list of {self.n} numbers, received {value!r}")
+            raise RuleError(f"{name}: expected a number or a list of {self.n} numbers, {_received(value)}")
         return tuple(
             Float(minimum=0, open_minimum=True).convert(v, f"{name}[{i}]", evaluate) for i, v in enumerate(items)
         )

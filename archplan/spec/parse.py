@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import heapq
 import keyword
 
 from ..errors import Problem
+from ..show import shown
 from . import located
 from .model import REQUIRED, Arg, BlockSpec, InputSpec, LayerSpec, NetSpec, Pos, SymbolSpec
 from .train import parse_train
@@ -24,16 +26,44 @@ RESERVED_NAMES = frozenset(
 )
 
 
+MAX_NAME_LENGTH = 100  # layer, block, symbol, input and argument names
+MAX_REFERENCE_LENGTH = 300  # `in:` and `outputs:` references, dotted into blocks
+MAX_SUGGESTION_CHOICES = 300  # beyond this a scope is too large for a cheap "did you mean"
+_SHORTLIST = 8
+
+
 def suggest(word: str, choices) -> str | None:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"did you mean {match[0]!r}?" if match else None
+    """'did you mean ...?' for a misspelt name, in bounded time: no suggestion for long words or scopes
+    of more than MAX_SUGGESTION_CHOICES names; difflib only compares the few names sharing most letters."""
+    if not isinstance(word, str) or not word or len(word) > MAX_REFERENCE_LENGTH:
+        return None
+    names = []
+    for choice in choices:
+        if len(names) >= MAX_SUGGESTION_CHOICES:
+            return None
+        if isinstance(choice, str) and len(choice) <= MAX_REFERENCE_LENGTH:
+            names.append(choice)
+    letters = set(word)
+    shortlist = heapq.nlargest(_SHORTLIST, names, key=lambda c: len(letters.intersection(c)) / (len(c) + len(word)))
+    match = difflib.get_close_matches(word, shortlist, n=1, cutoff=0.6)
+    return f"did you mean {shown(match[0])}?" if match else None
 
 
 def check_identifier(name, what: str, pos: Pos, problems: list, layer: str | None = None) -> bool:
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        problems.append(
+            Problem(
+                f"{what} must be at most {MAX_NAME_LENGTH} characters, received {shown(name)}",
+                layer=layer,
+                line=pos.line,
+                column=pos.column,
+            )
+        )
+        return False
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         problems.append(
             Problem(
-                f"{what} must be a Python identifier (letters, digits, _), received {name!r}",
+                f"{what} must be a Python identifier (letters, digits, _), received {shown(name)}",
                 layer=layer,
                 line=pos.line,
                 column=pos.column,
@@ -65,7 +95,7 @@ class _Parser:
         for key in mapping:
             if key not in allowed:
                 self.error(
-                    f"unknown key {key!r} in {what}; expected one of: {', '.join(allowed)}",
+                    f"unknown key {shown(key)} in {what}; expected one of: {', '.join(allowed)}",
                     self.key_pos(mapping, key),
                     layer,
                     suggest(key, allowed),
@@ -74,7 +104,7 @@ class _Parser:
     def net(self, doc) -> NetSpec | None:
         here = Pos(getattr(doc, "line", None), getattr(doc, "column", None))
         if not isinstance(doc, dict):
-            self.error(f"expected a mapping at the top level, received {type(doc).__name__}", here)
+            self.error(f"expected a mapping at the top level, received {shown(doc)}", here)
             return None
         self.check_keys(doc, TOP_KEYS, "the net")
         for key in ("archplan", "name", "inputs", "layers"):
@@ -83,15 +113,15 @@ class _Parser:
         version = doc.get("archplan", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             self.error(
-                f"unsupported format version: expected archplan: {FORMAT_VERSION}, received {version!r}",
+                f"unsupported format version: expected archplan: {FORMAT_VERSION}, received {shown(version)}",
                 self.pos(doc, "archplan"),
             )
         name = doc.get("name", "net")
         check_identifier(name, "name", self.pos(doc, "name"), self.problems)
         description = doc.get("description") or ""
         if not isinstance(description, str):
-            self.error("description must be text", self.pos(doc, "description"))
-            description = str(description)
+            self.error(f"description must be text, received {shown(description)}", self.pos(doc, "description"))
+            description = ""
         symbols = self.symbols(doc.get("symbols") or {}, self.pos(doc, "symbols"))
         inputs = self.inputs(doc.get("inputs") or {}, self.pos(doc, "inputs"))
         blocks = self.blocks(doc.get("blocks") or {}, self.pos(doc, "blocks"))
@@ -100,7 +130,7 @@ class _Parser:
         train, train_problems = parse_train(doc.get("train") or {}, self.pos(doc, "train"))
         self.problems.extend(train_problems)
         return NetSpec(
-            name=str(name),
+            name=name if isinstance(name, str) and len(name) <= MAX_NAME_LENGTH else "net",
             description=description,
             symbols=symbols,
             inputs=inputs,
@@ -124,7 +154,8 @@ class _Parser:
             spec = spec if spec is not None else {}
             if not isinstance(spec, dict):
                 self.error(
-                    f"symbol {name}: expected a mapping such as {{min: 32, default: 224}}, received {spec!r}", where
+                    f"symbol {name}: expected a mapping such as {{min: 32, default: 224}}, received {shown(spec)}",
+                    where,
                 )
                 continue
             self.check_keys(spec, SYMBOL_KEYS, f"symbol {name}")
@@ -133,7 +164,8 @@ class _Parser:
                 value = spec.get(key)
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                     self.error(
-                        f"symbol {name}: {key} must be a positive integer, received {value!r}", self.pos(spec, key)
+                        f"symbol {name}: {key} must be a positive integer, received {shown(value)}",
+                        self.pos(spec, key),
                     )
                     value = None
                 values[key] = value
@@ -155,12 +187,13 @@ class _Parser:
             if not check_identifier(name, "an input name", where, self.problems):
                 continue
             if not isinstance(shape, list) or not shape:
-                self.error(f"input {name}: expected a shape list such as [N, 3, H, W], received {shape!r}", where)
+                self.error(f"input {name}: expected a shape list such as [N, 3, H, W], received {shown(shape)}", where)
                 continue
             for i, entry in enumerate(shape):
                 if isinstance(entry, bool) or not isinstance(entry, (int, str)):
                     self.error(
-                        f"input {name}: entry {i} must be an integer, a symbol or an expression, received {entry!r}",
+                        f"input {name}: entry {i} must be an integer, a symbol or an expression, "
+                        f"received {shown(entry)}",
                         self.pos(shape, i),
                     )
             out[name] = InputSpec(name, tuple(shape), where)
@@ -189,8 +222,10 @@ class _Parser:
                 check_identifier(arg, f"block {name}: argument name", self.key_pos(args, arg), self.problems)
             inputs = self.names(body.get("inputs", ["input"]), self.pos(body, "inputs"), f"block {name}: inputs")
             output = body.get("output")
-            if output is not None and not isinstance(output, str):
-                self.error(f"block {name}: output must be a layer name", self.pos(body, "output"))
+            if output is not None and (not isinstance(output, str) or len(output) > MAX_REFERENCE_LENGTH):
+                self.error(
+                    f"block {name}: output must be a layer name, received {shown(output)}", self.pos(body, "output")
+                )
                 output = None
             layers = self.layers(body.get("layers"), self.pos(body, "layers") if "layers" in body else where, name)
             defaults = {k: (REQUIRED if v is None else v) for k, v in args.items()}
@@ -202,7 +237,11 @@ class _Parser:
             return ()
         items = [raw] if isinstance(raw, str) else raw
         if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-            self.error(f"{what}: expected a name or a list of names, received {raw!r}", pos)
+            self.error(f"{what}: expected a name or a list of names, received {shown(raw)}", pos)
+            return ()
+        long = next((i for i in items if len(i) > MAX_REFERENCE_LENGTH), None)
+        if long is not None:
+            self.error(f"{what}: names are at most {MAX_REFERENCE_LENGTH} characters, received {shown(long)}", pos)
             return ()
         return tuple(items)
 
@@ -220,7 +259,9 @@ class _Parser:
 
     def layer(self, raw, pos: Pos) -> LayerSpec | None:
         if not isinstance(raw, dict):
-            self.error(f"a layer must be a mapping such as {{op: conv2d, out_channels: 16}}, received {raw!r}", pos)
+            self.error(
+                f"a layer must be a mapping such as {{op: conv2d, out_channels: 16}}, received {shown(raw)}", pos
+            )
             return None
         name = raw.get("name")
         if name is not None:
@@ -231,14 +272,14 @@ class _Parser:
                     self.pos(raw, "name"),
                     name,
                 )
-        label = name if isinstance(name, str) else None
+        label = name if isinstance(name, str) and len(name) <= MAX_NAME_LENGTH else None
         op, block = raw.get("op"), raw.get("block")
         if (op is None) == (block is None):
             self.error("a layer needs exactly one of `op:` (a torch.nn layer) or `block:` (a block name)", pos, label)
             return None
         for key, value in (("op", op), ("block", block)):
-            if value is not None and not isinstance(value, str):
-                self.error(f"{key} must be a name, received {value!r}", self.pos(raw, key), label)
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH):
+                self.error(f"{key} must be a name, received {shown(value)}", self.pos(raw, key), label)
                 return None
         inputs = self.names(raw.get("in"), self.pos(raw, "in"), "in") if "in" in raw else None
         if inputs == ():
@@ -266,7 +307,7 @@ class _Parser:
 
     def arg_map(self, raw, pos: Pos, layer: str | None) -> dict:
         if not isinstance(raw, dict):
-            self.error(f"expected a mapping of argument -> value, received {raw!r}", pos, layer)
+            self.error(f"expected a mapping of argument -> value, received {shown(raw)}", pos, layer)
             return {}
         return {k: Arg(v, self.pos(raw, k)) for k, v in raw.items()}
 
