@@ -164,7 +164,7 @@ def _position(problem: Problem) -> tuple:
 def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> LayerResult:
     op, a = node.op, node.args
     recorder = _Recorder(node, conditions)
-    op.check_inputs(a, ins)
+    op.check_inputs(a, ins, recorder)
     out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
     for i, d in enumerate(out):
         if not isinstance(d, int) or d < 1:  # the message is built only when it may be needed

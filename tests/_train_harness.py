@@ -1,12 +1,21 @@
-"""Helpers for the train.py template tests and benchmark: render templates/train.py.j2, run the result."""
+"""Helpers for the train.py template tests and benchmark: render templates/train.py.j2, run the result.
+
+`run_train` runs train.py as a fresh process (under torchrun if asked), as a user does; `run_in_process` runs the
+same main() inside the test process, which saves the interpreter start and the torch import (about 4 s a run):
+the test suite uses it for every behaviour a separate process does not change.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,18 +83,23 @@ def render(context: dict) -> str:
     return env.get_template(TEMPLATE.name).render(**context)
 
 
-def make_project(folder: Path, context: dict, model_fixture: str = "lenet_model.py") -> Path:
-    """Write train.py (rendered) and model.py (a fixture) into folder; return the folder."""
+def make_project(folder: Path, context: dict, model_fixture: str = "lenet_model.py", helpers: tuple = ()) -> Path:
+    """Write train.py (rendered), model.py (a fixture) and helper fixtures it imports into folder; return folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.py").write_text(render(context))
     shutil.copyfile(FIXTURES / model_fixture, folder / "model.py")
+    for helper in helpers:
+        shutil.copyfile(FIXTURES / helper, folder / helper)
     return folder
 
 
+HANG_GUARD_SECONDS = 1800  # only stops a hung run: the work of every run is bounded by epochs and --max-steps
+
+
 def run_train(
-    folder: Path, *args: str, nproc: int | None = None, timeout: float = 300, env: dict | None = None
+    folder: Path, *args: str, nproc: int | None = None, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run train.py in folder (under torchrun with nproc processes if given); progress bars off."""
+    """Run train.py in folder as a new process (under torchrun with nproc processes if given); progress bars off."""
     launcher = [sys.executable]
     if nproc:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
@@ -96,8 +110,36 @@ def run_train(
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=HANG_GUARD_SECONDS,
     )
+
+
+def run_in_process(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run train.py's main() in this process, in folder, as `python train.py --no-progress *args` would.
+
+    Returns what run_train returns: the exit status and the output. An uncaught exception becomes exit status 1
+    with its traceback on stderr, as the interpreter would print it.
+    """
+    argv = ["train.py", "--no-progress", *map(str, args)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    cwd, argv_before, path_before = os.getcwd(), sys.argv, list(sys.path)
+    sys.modules.pop("model", None)  # train.py imports the model.py next to it
+    os.chdir(folder)
+    sys.argv, sys.path[:0] = argv, [str(folder)]
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            runpy.run_path("train.py", run_name="__main__")
+        status = 0
+    except SystemExit as stopped:
+        status = stopped.code if isinstance(stopped.code, int) else (0 if stopped.code is None else 1)
+    except Exception:
+        stderr.write(traceback.format_exc())
+        status = 1
+    finally:
+        os.chdir(cwd)
+        sys.argv, sys.path[:] = argv_before, path_before
+        sys.modules.pop("model", None)
+    return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict]:

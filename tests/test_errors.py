@@ -116,8 +116,8 @@ def test_train_section_is_validated():
     text = HEAD + "  - {op: relu}\ntrain: {optimizer: adamax, epochs: 0, lr: fast, batchsize: 2}\n"
     messages = [e.message for e in problems(text)]
     assert any("train.optimizer must be one of sgd, adam, adamw" in m for m in messages)
-    assert any("train.epochs must be >= 1" in m for m in messages)
-    assert any("train.lr must be a number" in m for m in messages)
+    assert any("train.epochs must be an integer from 1 to 100000, received 0" in m for m in messages)
+    assert any("train.lr must be a finite number > 0, received the text 'fast'" in m for m in messages)
     assert any("unknown training setting 'batchsize'" in m for m in messages)
 
 

@@ -131,7 +131,7 @@ class Op:
         return values
 
     # -- rules: every op overrides what applies ----------------------------------------------------
-    def check_inputs(self, a: Args, ins: Sequence[Shape]) -> None:
+    def check_inputs(self, a: Args, ins: Sequence[Shape], need: Needs) -> None:
         if self.ranks is not None:
             for shape in ins:
                 if len(shape) not in self.ranks:
@@ -141,13 +141,17 @@ class Op:
                     )
         for key, source in self.inferred.items():
             given = a.get(key)
-            if given is not None:
-                actual = self.inferred_value(key, ins)
-                if dims.equal(given, actual) is False:
-                    raise RuleError(
-                        f"{key} mismatch: expected {dims.to_str(actual)} (from {source} of "
-                        f"{format_shape(ins[0])}), received {dims.to_str(given)}"
-                    )
+            if given is None:
+                continue
+            actual = self.inferred_value(key, ins)
+            same = dims.equal(given, actual)
+            if same is False:
+                raise RuleError(
+                    f"{key} mismatch: expected {dims.to_str(actual)} (from {source} of {format_shape(ins[0])}), "
+                    f"received {dims.to_str(given)}"
+                )
+            if same is None:  # a condition on the sizes: in_features: 784 after a flatten holds for some H only
+                need.equal(given, actual, f"{key} {dims.to_str(given)} must equal {source} of {format_shape(ins[0])}")
 
     def inferred_value(self, key: str, ins: Sequence[Shape]) -> Any:
         return ins[0][1]
