@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ArchplanError, Problem
-from .expr import MAX_INT
+from .limits import MAX_INT
 from .show import listed, shown
 from .spec import NetSpec, parse_text
 

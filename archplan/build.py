@@ -1,4 +1,9 @@
-"""Lowering: NetSpec -> Graph. Expands blocks and repeats, evaluates arguments, resolves `in:` names."""
+"""Lowering: NetSpec -> Graph. Expands blocks and repeats, evaluates arguments, resolves `in:` names.
+
+Besides the expanded nodes that analysis walks, it records every expansion as an ir.Instance (which node
+or tensor each written layer became, in every repetition), so codegen prints the definitions the author
+wrote instead of rediscovering them. This is the only place blocks are expanded.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from typing import Any
 
 from . import dims, expr, ops
 from .errors import Problem, RuleError
-from .ir import Graph, Node, Scope, SymbolInfo, topological_order
+from .ir import Entry, Graph, Instance, Node, Scope, SymbolInfo, Use
+from .probe import LazyEnv, ShapeProbe, UpstreamFailed, shape_names
 from .show import listed, shown
 from .spec import REQUIRED, LayerSpec, NetSpec, Pos, suggest
+from .wiring import assemble, local_names
 
 MAX_NODES = 50_000
 # Every layer entry that expansion visits counts (skipped and pass-through layers too), checked before a
@@ -17,24 +24,10 @@ MAX_VISITS = 200_000
 MAX_SUGGESTIONS = 50  # "did you mean" searches per file: each costs a scan of the scope's names
 
 
-def local_names(layers: tuple, taken: set) -> list[str]:
-    """Each layer's name in its scope; unnamed layers get <op>_<k> (conv2d_1, ...) avoiding taken names."""
-    counters: dict[str, int] = {}
-    explicit = {s.name for s in layers if s.name}
-    names = set(taken)
-    out = []
-    for spec in layers:
-        local = spec.name
-        if local is None:
-            base = (spec.op or spec.block).lower()
-            while True:
-                counters[base] = counters.get(base, 0) + 1
-                local = f"{base}_{counters[base]}"
-                if local not in names and local not in explicit:
-                    break
-        names.add(local)
-        out.append(local)
-    return out
+class _TooMany(Exception):
+    def __init__(self, pos: Pos, layer: str):
+        super().__init__(layer)
+        self.pos, self.layer = pos, layer
 
 
 class _Lowering:
@@ -42,7 +35,8 @@ class _Lowering:
         self.spec = spec
         self.problems: list[Problem] = []
         self.nodes: list[Node] = []
-        self.alias: dict[str, tuple[str, Pos, str]] = {}  # name -> (target, where, layer) for pass-throughs
+        self.node_by_name: dict[str, Node] = {}
+        self.alias: dict[str, str] = {}  # pass-through (skipped layer, block use) -> what it passes on
         self.block_paths: dict[str, str] = {}
         self.failed: set[str] = set()  # layers with errors: their users are skipped, not reported again
         self.free: dict[str, SymbolInfo] = {}
@@ -50,6 +44,7 @@ class _Lowering:
         self.suggestions = MAX_SUGGESTIONS
         self.block_costs: dict[str, int] = {}
         self.env = self.symbol_env(values)
+        self.probe: ShapeProbe | None = None
 
     # -- symbols and inputs ------------------------------------------------------------------------
     def symbol_env(self, values: dict[str, int]) -> dict[str, Any]:
@@ -78,7 +73,9 @@ class _Lowering:
     def error(self, message: str, pos: Pos, layer: str | None = None, hint: str | None = None) -> None:
         self.problems.append(Problem(message, layer=layer, line=pos.line, column=pos.column, hint=hint))
 
-    def evaluate(self, raw: Any, env: dict, pos: Pos, layer: str | None, what: str) -> Any:
+    def evaluate(self, raw: Any, env, pos: Pos, layer: str | None, what: str) -> Any:
+        """The value of a YAML value (expressions evaluated); None after reporting a problem. Raises
+        UpstreamFailed when it needs the shape of a layer that has an error."""
         try:
             return expr.evaluate(raw, env) if isinstance(raw, str) else raw
         except RuleError as exc:
@@ -103,24 +100,23 @@ class _Lowering:
                 elif number is not None and number < 1:
                     self.error(f"input {name}: sizes must be positive, received {number} at dim {i}", inp.pos)
                 elif number is None and (isinstance(value, (bool, float)) or dims.is_concrete(value)):
-                    self.error(f"input {name}: entry {i} must be an integer size, received {value}", inp.pos)
+                    self.error(f"input {name}: entry {i} must be an integer size, received {shown(value)}", inp.pos)
                     value = 1
                 shape.append(number if number is not None else value)
             shapes[name] = tuple(shape)
+        self.probe = ShapeProbe(self, shapes)
         return shapes
 
     # -- layers and blocks -------------------------------------------------------------------------
-    def scope(
-        self, layers: tuple, prefix: str, env: dict, namespace: dict, first_input: str, scopes: tuple, stack: tuple
-    ) -> str:
-        """Lower one list of layers; returns the name of the last layer (its output)."""
+    def scope(self, instance: Instance, prefix: str, env, namespace: dict, scopes: tuple, stack: tuple) -> str:
+        """Lower one instance's layers; returns the tensor its last layer outputs."""
         scope_inputs = list(namespace)  # before the layers' names join it
-        names = self.local_names(layers, prefix, namespace)
-        previous = first_input
-        for index, (spec, (local, full)) in enumerate(zip(layers, names)):
+        names = self.local_names(instance.layers, prefix, namespace)
+        previous = instance.inputs[0] if instance.inputs else ""
+        for index, (spec, (local, full)) in enumerate(zip(instance.layers, names)):
             self.visits += 1
             if self.visits > MAX_VISITS:
-                raise _TooMany(spec.pos, full)
+                raise _TooMany(spec.pos, full or local)
             if full is None:  # a duplicate name, already reported: lowering it would only add follow-on errors
                 continue
             if index == 0 and spec.inputs is None and len(scope_inputs) > 1:
@@ -131,12 +127,16 @@ class _Lowering:
                     full,
                 )
             inputs = self.resolve_inputs(spec, namespace, previous, full)
+            entry = Entry(local, full, True)
             if spec.when is not None and not self.condition(spec.when, env, full):
-                self.alias[full] = (inputs[0], spec.pos, full)
+                self.alias[full] = inputs[0]
+                entry.tensor, entry.present = inputs[0], False
             elif spec.block is not None:
-                self.block_use(spec, full, env, inputs, scopes, stack)
+                entry.use = self.block_use(spec, full, env, inputs, scopes, stack)
+                entry.present = entry.use is not None and bool(entry.use.instances)
             else:
-                self.op_layer(spec, full, env, inputs, scopes)
+                entry.node = full if self.op_layer(spec, full, env, inputs, scopes) else None
+            instance.entries[local] = entry
             previous = full
         return previous
 
@@ -179,8 +179,12 @@ class _Lowering:
         self.suggestions -= 1
         return suggest(word, choices)
 
-    def condition(self, when, env: dict, layer: str) -> bool:
-        value = self.evaluate(when.value, env, when.pos, layer, "when")
+    def condition(self, when, env, layer: str) -> bool:
+        try:
+            value = self.evaluate(when.value, env, when.pos, layer, "when")
+        except UpstreamFailed:
+            self.failed.add(layer)
+            return True
         if value is None:
             return True
         if not isinstance(value, (bool, int)) or isinstance(value, float):
@@ -188,33 +192,39 @@ class _Lowering:
             return True
         return bool(value)
 
-    def op_layer(self, spec: LayerSpec, full: str, env: dict, inputs: tuple, scopes: tuple) -> None:
+    def op_layer(self, spec: LayerSpec, full: str, env, inputs: tuple, scopes: tuple) -> bool:
         op_cls = ops.lookup(spec.op)
         if op_cls is None:
             close = ops.closest(spec.op)
             self.error(f"unknown op {spec.op!r}", spec.pos, full, f"did you mean {close!r}?" if close else None)
             self.failed.add(full)
-            return
+            return False
         low, high = op_cls.arity
         if len(inputs) < low or (high is not None and len(inputs) > high):
             want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
             self.error(f"{op_cls.name} takes {want} input(s), received {len(inputs)}", spec.pos, full)
             self.failed.add(full)
-            return
+            return False
         raw = {k: a.value for k, a in spec.args.items()}
-        args, problems = op_cls.bind(raw, lambda text: expr.evaluate(text, env))
+        try:
+            args, problems = op_cls.bind(raw, lambda text: expr.evaluate(text, env))
+        except UpstreamFailed:
+            self.failed.add(full)
+            return False
         for key, message, hint in problems:
             pos = spec.args[key].pos if key in spec.args else spec.pos
             self.error(message, pos, full, hint)
         if args is None:
             self.failed.add(full)
-        else:
-            self.add_node(Node(full, op_cls(), args, inputs, spec.pos.line, spec.pos.column, scopes), spec.pos)
+            return False
+        self.add_node(Node(full, op_cls(), args, inputs, spec.pos.line, spec.pos.column, scopes), spec.pos)
+        return True
 
     def add_node(self, node: Node, pos: Pos) -> None:
         if len(self.nodes) >= MAX_NODES:
             raise _TooMany(pos, node.name)
         self.nodes.append(node)
+        self.node_by_name[node.name] = node
 
     def block_cost(self, name: str, stack: tuple = ()) -> int:
         """Layer entries one use of a block visits at least (literal repeats multiply; nested uses included)."""
@@ -235,15 +245,15 @@ class _Lowering:
         self.block_costs[name] = cost
         return cost
 
-    def block_use(self, spec: LayerSpec, full: str, env: dict, inputs: tuple, scopes: tuple, stack: tuple) -> None:
+    def block_use(self, spec: LayerSpec, full: str, env, inputs: tuple, scopes: tuple, stack: tuple) -> Use | None:
         block = self.spec.blocks.get(spec.block)
         self.failed.add(full)  # until it lowers cleanly
         if block is None:
             self.error(f"unknown block {spec.block!r}", spec.pos, full, self.suggest(spec.block, self.spec.blocks))
-            return
+            return None
         if spec.block in stack:
             self.error(f"block {spec.block!r} uses itself ({' -> '.join((*stack, spec.block))})", spec.pos, full)
-            return
+            return None
         if len(inputs) != len(block.inputs):
             self.error(
                 f"block {block.name} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
@@ -251,63 +261,85 @@ class _Lowering:
                 spec.pos,
                 full,
             )
-            return
+            return None
         repeat = self.repeat_count(spec, env, full)
         if self.visits + repeat * self.block_cost(block.name) > MAX_VISITS:
             raise _TooMany(spec.pos, full)
         self.block_paths[full] = block.name
+        use = Use(full, block.name, repeat if spec.repeat is not None else None)
         output = inputs[0]
         for index in range(repeat):
+            bound = (output, *inputs[1:])
             overrides = {**spec.args, **(spec.first if index == 0 else {})}
-            args = self.block_args(block, overrides, env, spec, full)
+            inner_env = self.block_env(block, bound, full)
+            try:
+                args = self.block_args(block, overrides, env, inner_env, spec, full)
+            except UpstreamFailed:
+                return use
             if args is None:
-                return
+                return use
             path = f"{full}.{index}" if spec.repeat is not None else full
-            use = Scope(full, block.name, tuple(args.items()), None, repeat if spec.repeat is not None else None)
-            inner_scopes = (
-                (*scopes, use)
-                if spec.repeat is None
-                else (*scopes, use, Scope(path, block.name, tuple(args.items()), index))
-            )
-            namespace = dict(zip(block.inputs, (output, *inputs[1:])))
-            inner_env = {**self.env, **args}
-            last = self.scope(
-                block.layers, f"{path}.", inner_env, namespace, output, inner_scopes, (*stack, spec.block)
-            )
+            scope = Scope(full, block.name, tuple(args.items()), None, use.repeat)
+            inner = (*scopes, scope)
+            if spec.repeat is not None:
+                inner = (*inner, Scope(path, block.name, tuple(args.items()), index))
+            instance = Instance(path, block.name, block.layers, args, bound)
+            namespace = dict(zip(block.inputs, bound))
+            last = self.scope(instance, f"{path}.", inner_env, namespace, inner, (*stack, spec.block))
             if block.output is not None:
                 if block.output not in namespace:
-                    self.error(
-                        f"block {block.name}: output {block.output!r} names no layer in the block", block.pos, full
-                    )
-                    return
+                    self.error(f"block {block.name}: output {block.output!r} names no layer in the block", block.pos)
+                    return use
                 last = namespace[block.output]
-            output = last
-        self.alias[full] = (output, spec.pos, full)
+            instance.output = output = last
+            use.instances.append(instance)
+        self.alias[full] = output
         self.failed.discard(full)
+        return use
 
-    def repeat_count(self, spec: LayerSpec, env: dict, layer: str) -> int:
+    def block_env(self, block, bound: tuple, layer: str) -> LazyEnv:
+        """The environment of one repetition: symbols, then the arguments (added by block_args), and the
+        sizes of the block's inputs, computed only if an expression reads them."""
+        lazy = {}
+        for name, index, dim in shape_names(block.inputs):
+            lazy[name] = self._dim_reader(bound[index], dim, f"{name} of {layer}")
+        return LazyEnv(dict(self.env), lazy)
+
+    def _dim_reader(self, tensor: str, dim: int, what: str):
+        def read():
+            return self.probe.dim(tensor, dim, what)
+
+        return read
+
+    def repeat_count(self, spec: LayerSpec, env, layer: str) -> int:
         if spec.repeat is None:
             return 1
-        value = self.evaluate(spec.repeat.value, env, spec.repeat.pos, layer, "repeat")
+        try:
+            value = self.evaluate(spec.repeat.value, env, spec.repeat.pos, layer, "repeat")
+        except UpstreamFailed:
+            return 1
         number = dims.as_int(value) if not isinstance(value, bool) else None
         if number is None or number < 1:
             self.error(f"repeat: expected a positive integer, received {shown(value)}", spec.repeat.pos, layer)
             return 1
         return number
 
-    def block_args(self, block, given: dict, env: dict, spec: LayerSpec, layer: str) -> dict | None:
+    def block_args(self, block, given: dict, env, inner_env: LazyEnv, spec: LayerSpec, layer: str) -> dict | None:
+        """Evaluated arguments (use-site values in the caller's environment, defaults in the block's, which
+        also sees the arguments given so far); they are added to inner_env too."""
         values, ok = {}, True
         for name, arg in given.items():
             if name not in block.args:
                 self.error(
-                    f"block {block.name} has no argument {name!r} (it takes: {', '.join(block.args)})",
+                    f"block {block.name} has no argument {name!r} (it takes: {listed(block.args)})",
                     arg.pos,
                     layer,
-                    suggest(name, block.args),
+                    self.suggest(name, block.args),
                 )
                 ok = False
                 continue
             values[name] = self.evaluate(arg.value, env, arg.pos, layer, f"argument {name}")
+        inner_env.values.update(values)
         for name, default in block.args.items():
             if name in values:
                 continue
@@ -315,7 +347,8 @@ class _Lowering:
                 self.error(f"block {block.name} requires the argument {name!r}", spec.pos, layer)
                 ok = False
             else:
-                values[name] = self.evaluate(default, {**self.env, **values}, block.pos, layer, f"default of {name}")
+                values[name] = self.evaluate(default, inner_env, block.pos, layer, f"default of {name}")
+                inner_env.values[name] = values[name]
         return values if ok else None
 
     # -- whole graph -------------------------------------------------------------------------------
@@ -328,95 +361,23 @@ class _Lowering:
                 return name, False
             seen.add(name)
             path.append(name)
-            name = self.alias[name][0]
+            name = self.alias[name]
         for step in path[:-1]:
-            target = self.alias[step]
-            self.alias[step] = (name, *target[1:])
+            self.alias[step] = name
         return name, True
-
-
-class _TooMany(Exception):
-    def __init__(self, pos: Pos, layer: str):
-        super().__init__(layer)
-        self.pos, self.layer = pos, layer
 
 
 def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | None, list[Problem]]:
     low = _Lowering(spec, dict(values or {}))
     inputs = low.inputs()
     namespace = {name: name for name in inputs}
-    first = next(iter(inputs), "")
+    root = Instance("", None, spec.layers, {}, tuple(inputs))
     try:
-        last = low.scope(spec.layers, "", low.env, namespace, first, (), ())
+        root.output = low.scope(root, "", low.env, namespace, (), ())
     except _TooMany as exc:
         message = (
             f"the net expands to more than {MAX_NODES:,} layers (or {MAX_VISITS:,} layer entries with skipped ones)"
         )
         return None, low.problems + [Problem(message, layer=exc.layer, line=exc.pos.line, column=exc.pos.column)]
-    nodes = _resolved_nodes(low, inputs)
-    outputs = _outputs(low, spec, namespace, last, nodes, inputs)
-    graph_nodes, problems = _ordered(nodes, inputs)
-    graph = Graph(
-        spec.name,
-        spec.description,
-        inputs,
-        graph_nodes,
-        outputs,
-        low.free,
-        {k: v for k, v in low.env.items() if isinstance(v, int)},
-        spec.train,
-        {k: v.pos.line for k, v in spec.inputs.items()},
-        spec.path,
-    )
+    graph, problems = assemble(low, spec, inputs, namespace, root)
     return graph, low.problems + problems
-
-
-def _resolved_nodes(low: _Lowering, inputs: dict) -> list[Node]:
-    out = []
-    known = {n.name for n in low.nodes} | set(inputs)
-    for node in low.nodes:
-        sources = []
-        for source in node.inputs:
-            target, ok = low.resolve(source)
-            if target in low.failed:
-                low.failed.add(node.name)
-                break
-            if not ok:
-                low.error(
-                    f"in: {source!r} passes through a cycle of skipped layers", Pos(node.line, node.column), node.name
-                )
-            elif target not in known:
-                low.error(
-                    f"in: {source!r} names nothing that exists after expansion", Pos(node.line, node.column), node.name
-                )
-            else:
-                sources.append(target)
-        if len(sources) == len(node.inputs) and node.name not in low.failed:
-            out.append(Node(node.name, node.op, node.args, tuple(sources), node.line, node.column, node.scopes))
-    return out
-
-
-def _outputs(low: _Lowering, spec: NetSpec, namespace: dict, last: str, nodes: list, inputs: dict) -> tuple:
-    names = spec.outputs or ()
-    known = {n.name for n in nodes} | set(inputs)
-    out = []
-    for ref in names or (last,):
-        target, _ = low.resolve(namespace.get(ref, ref))
-        if target not in known:
-            if names:
-                low.error(f"outputs: {ref!r} names no layer", spec.outputs_pos, None, suggest(ref, namespace))
-            continue
-        out.append(target)
-    return tuple(out)
-
-
-def _ordered(nodes: list[Node], inputs: dict) -> tuple[dict, list[Problem]]:
-    by_name = {n.name: n for n in nodes}
-    order, cycle = topological_order(list(by_name), {n.name: n.inputs for n in nodes})
-    if cycle is None:
-        return {name: by_name[name] for name in order}, []
-    first = by_name[cycle[0]]
-    message = "the graph has a cycle: " + " -> ".join((*cycle, cycle[0]))
-    return {name: by_name[name] for name in order}, [
-        Problem(message, layer=first.name, line=first.line, column=first.column)
-    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import dims
-from .diagram import FAMILY_COLOURS
+from .ops.base import family_colour
 
 EDGE = "#555555"
 CHART_FORMATS = ("png", "svg", "pdf")
@@ -61,7 +61,7 @@ def figure(result, values: dict | None = None):
     fig = Figure(figsize=(min(max(8.0, 0.14 * n + 2), 48.0), 7.5), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     xs = range(n)
-    colours = [FAMILY_COLOURS.get(r[2], FAMILY_COLOURS["other"]) for r in rows]
+    colours = [family_colour(r[2]) for r in rows]
     for ax, column, title in ((axes[0], 3, "params"), (axes[1], 4, "MACs")):
         heights = [r[column] for r in rows]
         ax.bar(xs, [h if h > 0 else float("nan") for h in heights], color=colours, edgecolor=EDGE, linewidth=0.4)
@@ -80,7 +80,7 @@ def figure(result, values: dict | None = None):
     fig.suptitle(f"{result.graph.name}: params and MACs per layer{at} (layers with neither left out)")
     families = list(dict.fromkeys(r[2] for r in rows))
     fig.legend(
-        handles=[Patch(facecolor=FAMILY_COLOURS.get(f, "#ffffff"), edgecolor=EDGE, label=f) for f in families],
+        handles=[Patch(facecolor=family_colour(f), edgecolor=EDGE, label=f) for f in families],
         loc="outside lower center",
         ncol=len(families),
         fontsize=8,

@@ -178,15 +178,14 @@ def generate(path: str, outdir: str, values: dict, force: bool) -> None:
     Exit status: 0 written, 1 errors (nothing written), 2 usage errors.
     """
     from .codegen import generate_sources, write
-    from .codegen_text import CodegenError
     from .errors import ArchplanError
 
     net = load_net(path, values)
     try:
         generated = generate_sources(net, values)
         written = write(generated.files, outdir, force, protected=(path,))
-    except (ArchplanError, CodegenError) as exc:
-        click.echo(f"error: {exc}" if isinstance(exc, CodegenError) else str(exc), err=True)
+    except ArchplanError as exc:  # analysis, codegen and output errors, each located
+        click.echo(str(exc), err=True)
         sys.exit(EXIT_ERRORS)
     for note in generated.sizes.notes:
         click.echo(f"note: {note}")
@@ -207,18 +206,14 @@ def verify(path: str, values: dict, everything: bool) -> None:
 
     Exit status: 0 everything matches, 1 differences or errors, 2 usage errors.
     """
-    from .codegen_text import CodegenError
     from .errors import ArchplanError
-    from .verify import TorchMissing, format_report, verify as run_verify
+    from .verify import format_report, verify as run_verify
 
     net = load_net(path, values)
     try:
         report = run_verify(net, values)
-    except TorchMissing as exc:
+    except ArchplanError as exc:  # torch missing, codegen errors, sizes too large to run
         click.echo(str(exc), err=True)
-        sys.exit(EXIT_ERRORS)
-    except (ArchplanError, CodegenError) as exc:
-        click.echo(f"error: {exc}" if isinstance(exc, CodegenError) else str(exc), err=True)
         sys.exit(EXIT_ERRORS)
     click.echo(format_report(report, everything), nl=False)
     sys.exit(EXIT_OK if report.ok else EXIT_ERRORS)

@@ -12,20 +12,10 @@ import textwrap
 from dataclasses import dataclass, field
 
 from . import dims
+from .ops.base import FAMILY_COLOURS, family_colour
 from .report import amount, human, rf_text, shape_text
 
 SHOW_CHOICES = ("params", "macs", "rf")
-FAMILY_COLOURS = {  # op family -> fill colour (ColorBrewer Pastel1/Set3, readable with black text)
-    "conv": "#b3cde3",
-    "pool": "#ccebc5",
-    "linear": "#fed9a6",
-    "norm": "#fff2ae",
-    "activation": "#c9ebe6",
-    "dropout": "#e5d8bd",
-    "merge": "#decbe4",
-    "reshape": "#f2f2f2",
-    "other": "#ffffff",
-}
 BLOCK_COLOUR = "#e0e0e0"
 TERMINAL_COLOUR = "#4d4d4d"
 ERROR_COLOUR, ERROR_FILL = "#d62728", "#f8d0d0"
@@ -216,7 +206,7 @@ class _Builder:
         row, errors = self.rows.get(node.name), self.node_errors.get(node.name, [])
         name = node.local_name if local else node.name
         label = f"<B>{_esc(name)}</B><BR/>{_esc(node.op.describe(node.args))}"
-        attrs = {"fillcolor": FAMILY_COLOURS.get(node.op.family, FAMILY_COLOURS["other"]), "tooltip": node.name}
+        attrs = {"fillcolor": family_colour(node.op.family), "tooltip": node.name}
         if row is not None:
             label += self._shape_line(shape_text(row.output_shape)) + self._costs([row], self.show)
         elif errors:
@@ -267,7 +257,8 @@ class _Builder:
     def _legend(self) -> str:
         families = list(dict.fromkeys(n.op.family for n in self.graph.nodes.values()))
         cells = [
-            f'<TD BGCOLOR="{FAMILY_COLOURS.get(f, "#ffffff")}">{_esc(f)}</TD>' for f in FAMILY_COLOURS if f in families
+            f'<TD BGCOLOR="{family_colour(f)}">{_esc(f)}</TD>'
+            for f in sorted(families, key=lambda f: list(FAMILY_COLOURS).index(f) if f in FAMILY_COLOURS else 99)
         ]
         if any(i.scope is not None for i in self.items.values()):
             cells.append(f'<TD BGCOLOR="{BLOCK_COLOUR}">block</TD>')

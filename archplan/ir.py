@@ -35,6 +35,42 @@ class Node:
         return self.name.rsplit(".", 1)[-1]
 
 
+@dataclass
+class Entry:
+    """One layer of a definition in one instance: what the author wrote, and what it became."""
+
+    local: str  # the layer's name in its scope
+    tensor: str  # the graph tensor its output is: its node, the output of its block use, or (skipped) its input
+    present: bool  # False when `when:` skipped it
+    node: str | None = None  # the op layer's node
+    use: Use | None = None  # the block use
+
+
+@dataclass
+class Instance:
+    """One expansion of a layer list as the author wrote it: the net, or one repetition of a block use.
+
+    Codegen reads these with the definitions (`Graph.blocks`); analysis reads the expanded nodes."""
+
+    path: str  # "" for the net, "layer1" or "layer1.0" for a block
+    block: str | None  # the block's name; None for the net
+    layers: tuple  # the definition's LayerSpecs, as written
+    args: dict  # evaluated block arguments
+    inputs: tuple  # the tensors bound to the definition's inputs
+    entries: dict = field(default_factory=dict)  # local name -> Entry
+    output: str = ""  # the tensor the instance outputs
+
+
+@dataclass
+class Use:
+    """A block use: the layer that names the block, and the instance of each repetition."""
+
+    path: str
+    block: str
+    repeat: int | None  # None without `repeat:`
+    instances: list = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class SymbolInfo:
     name: str
@@ -56,6 +92,8 @@ class Graph:
     train: dict
     input_lines: dict = field(default_factory=dict)
     path: str = ""
+    root: Instance | None = None  # the net as written, with every block use's instances
+    blocks: dict = field(default_factory=dict)  # name -> BlockSpec: the definitions, as written
 
     def consumers(self) -> dict[str, list[str]]:
         users: dict[str, list[str]] = {name: [] for name in (*self.inputs, *self.nodes)}
@@ -103,8 +141,9 @@ def topological_order(names: list[str], inputs_of: dict[str, tuple]) -> tuple[li
 
 def _find_cycle(stuck: list[str], inputs_of: dict) -> list[str]:
     stuck_set = set(stuck)
-    node, seen = stuck[0], []
+    node, seen, order = stuck[0], set(), []
     while node not in seen:
-        seen.append(node)
+        seen.add(node)
+        order.append(node)
         node = next(s for s in inputs_of[node] if s in stuck_set)
-    return seen[seen.index(node) :][::-1]
+    return order[order.index(node) :][::-1]

@@ -6,7 +6,6 @@ from . import dims
 from .errors import Problem
 
 _AXES = {1: ("",), 2: ("rows", "columns"), 3: ("slices", "rows", "columns")}
-_KEEP_FEATURES = ("activation", "dropout", "norm", "other")
 
 
 def _warn(row, message: str, hint: str | None = None) -> Problem:
@@ -48,21 +47,18 @@ def _input_shape(result, row) -> tuple:
 
 
 def resolution_warnings(result) -> list[Problem]:
-    """Linear layers fed by a flattened spatial map: their parameter count depends on the input size."""
+    """Layers fed by a flattened spatial map whose parameters scale with it: they depend on the input size."""
     mixed: dict[str, tuple] = {}
     out = []
     for row in result.layers:
         node = row.node
         carried = next((mixed[s] for s in node.inputs if s in mixed), None)
-        if node.op.name == "Flatten":
-            shape = _input_shape(result, row)
-            start, end = node.op.span(node.args, shape)
-            spatial = [d for i, d in enumerate(shape) if i >= 2 and start <= i <= end]
-            if any(d != 1 for d in spatial) and len(shape) >= 3:
-                mixed[node.name] = tuple(spatial)
-        elif carried is not None and node.op.family in _KEEP_FEATURES:
+        flattened = node.op.flattened_spatial(node.args, _input_shape(result, row))
+        if flattened:
+            mixed[node.name] = flattened
+        elif carried is not None and node.op.keeps_features:
             mixed[node.name] = carried
-        elif carried is not None and node.op.name == "Linear":
+        elif carried is not None and node.op.weighs_features:
             grid = "x".join(
                 dims.to_str(d) if isinstance(d, int) or d.is_Atom else f"({dims.to_str(d)})" for d in carried
             )

@@ -201,3 +201,92 @@ def to_parsable(x) -> str:
     """Like to_str, but names sympy would read as its own functions (N, S, E, ...) become Symbol('N'),
     so that sympy.sympify(text) gives back the same expression."""
     return _parsable.doprint(_tidy(x))
+
+
+# -- formulas as Python source (generated code computes sizes from its arguments) ----------------------------
+class Unprintable(Exception):
+    """The formula depends on symbols that have no name in the generated code."""
+
+
+def choose(condition, present, absent):
+    """`present if condition else absent`, folded when both are the same value: under `t != 1` the absent
+    value is compared with the present one at t = 1 (a sound substitution)."""
+    if present == absent:
+        return present
+    for relation, kept, other in ((sympy.Ne, present, absent), (sympy.Eq, absent, present)):
+        if isinstance(condition, relation) and condition.lhs.is_Symbol:
+            if sympy.expand(kept.xreplace({condition.lhs: condition.rhs}) - other) == 0:
+                return kept
+    return sympy.Piecewise((present, condition), (absent, True))
+
+
+_LEVEL = {"if": 0, "or": 1, "and": 2, "not": 3, "cmp": 4, "add": 5, "mul": 6, "neg": 7, "pow": 8, "atom": 9}
+_RELATIONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def python_source(x, names: dict) -> str:
+    """Python for an integer formula over symbols named by `names` (symbol -> source), spaced as ruff
+    format writes it. Raises Unprintable for other symbols or non-integer parts."""
+    if set(getattr(x, "free_symbols", ())) - set(names):
+        raise Unprintable()
+    return _source(sympy.sympify(x), names)[0]
+
+
+def _wrapped(x, names: dict, level: int, strict: bool = False) -> str:
+    text, inner = _source(x, names)
+    return f"({text})" if inner < level or (strict and inner == level) else text
+
+
+def _source(x, names: dict) -> tuple[str, int]:  # noqa: C901 - one case per kind of node
+    if x.is_Integer:
+        return str(int(x)), _LEVEL["atom"] if x >= 0 else _LEVEL["neg"]
+    if x.is_Symbol:
+        return names[x], _LEVEL["atom"]
+    if x in (sympy.true, sympy.false):
+        return str(bool(x)), _LEVEL["atom"]
+    if x.is_Add:
+        terms = x.as_ordered_terms()
+        text = _wrapped(terms[0], names, _LEVEL["add"])
+        for term in terms[1:]:
+            negative = term.as_coeff_Mul()[0].is_negative
+            text += (
+                f" - {_wrapped(-term, names, _LEVEL['add'], True)}"
+                if negative
+                else (f" + {_wrapped(term, names, _LEVEL['add'])}")
+            )
+        return text, _LEVEL["add"]
+    if x.is_Mul:
+        coeff, rest = x.as_coeff_Mul()
+        if not coeff.is_Integer:
+            raise Unprintable()
+        if coeff == -1:
+            return f"-{_wrapped(rest, names, _LEVEL['neg'])}", _LEVEL["neg"]
+        factors = [_wrapped(f, names, _LEVEL["mul"]) for f in sympy.Mul.make_args(rest)]
+        return " * ".join(([str(int(coeff))] if coeff != 1 else []) + factors), _LEVEL["mul"]
+    if x.is_Pow and x.exp.is_Integer and x.exp > 0:
+        base = _wrapped(x.base, names, _LEVEL["pow"], True)
+        hug = x.base.is_Symbol or (x.base.is_Integer and x.base >= 0)  # ruff format: a**2, (a - 1) ** 2
+        return f"{base}**{int(x.exp)}" if hug else f"{base} ** {int(x.exp)}", _LEVEL["pow"]
+    if isinstance(x, (FloorDiv, CeilDiv, sympy.Mod)):
+        p, q = (_wrapped(a, names, _LEVEL["mul"], i == 1) for i, a in enumerate(x.args))
+        if isinstance(x, CeilDiv):  # ceil(p / q) == -(-p // q)
+            return f"-(-{_wrapped(x.args[0], names, _LEVEL['neg'])} // {q})", _LEVEL["neg"]
+        return f"{p} {'%' if isinstance(x, sympy.Mod) else '//'} {q}", _LEVEL["mul"]
+    if isinstance(x, (sympy.Min, sympy.Max)):
+        args = ", ".join(_source(a, names)[0] for a in sorted(x.args, key=sympy.default_sort_key))
+        return f"{'min' if isinstance(x, sympy.Min) else 'max'}({args})", _LEVEL["atom"]
+    if isinstance(x, sympy.Piecewise):
+        (value, condition), *rest = x.args
+        otherwise = rest[0][0] if len(rest) == 1 and rest[0][1] == sympy.true else sympy.Piecewise(*rest)
+        parts = (_wrapped(value, names, 1), _wrapped(condition, names, 1), _wrapped(otherwise, names, 0))
+        return "{} if {} else {}".format(*parts), _LEVEL["if"]
+    if isinstance(x, sympy.Not):
+        return f"not {_wrapped(x.args[0], names, _LEVEL['not'])}", _LEVEL["not"]
+    if isinstance(x, (sympy.And, sympy.Or)):
+        word = "and" if isinstance(x, sympy.And) else "or"
+        parts = [_wrapped(a, names, _LEVEL[word], True) for a in sorted(x.args, key=sympy.default_sort_key)]
+        return f" {word} ".join(parts), _LEVEL[word]
+    if isinstance(x, sympy.core.relational.Relational) and x.rel_op in _RELATIONS:
+        left, right = _wrapped(x.lhs, names, _LEVEL["add"]), _wrapped(x.rhs, names, _LEVEL["add"])
+        return f"{left} {x.rel_op} {right}", _LEVEL["cmp"]
+    raise Unprintable()

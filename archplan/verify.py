@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .codegen_text import CodegenError
+from .codegen_errors import CodegenError
 
 TORCH_MISSING = "archplan verify needs PyTorch: pip install archplan[torch]"
 

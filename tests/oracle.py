@@ -43,7 +43,7 @@ def build(row, in_shapes):
 
     def run(*xs):
         code = template.replace("{all}", ", ".join(f"xs[{i}]" for i in range(len(xs))))
-        code = code.format(*(f"xs[{i}]" for i in range(len(xs))))
+        code = code.format(*(f"xs[{i}]" for i in range(len(xs))), **{k: repr(v) for k, v in emission.kwargs})
         return eval(code, {"torch": t, "xs": xs})  # test-only: the template comes from our own op class
 
     return run

@@ -16,7 +16,8 @@ import archplan
 from archplan.cli import cli
 from archplan.codegen import generate_sources
 from archplan.outputs import MANIFEST
-from archplan.codegen_text import CodegenError, docstring_lines
+from archplan.codegen_errors import CodegenError
+from archplan.pysource import docstring_lines
 from archplan.verify import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,11 @@ def ruff() -> list[str]:
 
 
 def assert_ruff_clean(folder: Path) -> None:
-    files = [str(p) for p in folder.glob("*.py")]
-    for args in (["check", "--select", "E,F,W"], ["format", "--check"]):
-        done = subprocess.run(
-            [*ruff(), *args, "--no-cache", "--line-length", "120", *files], capture_output=True, text=True
-        )
+    """Clean under the configuration the folder carries (its ruff.toml), as a user running ruff there sees it;
+    and under the stricter E, F, W selection."""
+    assert (folder / "ruff.toml").is_file()
+    for args in (["check"], ["check", "--select", "E,F,W"], ["format", "--check"]):
+        done = subprocess.run([*ruff(), *args, "--no-cache", "."], capture_output=True, text=True, cwd=folder)
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -54,7 +55,8 @@ def generate(name: str, tmp_path: Path, *sets: str) -> Path:
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_generated_model_matches_the_analysis(name, tmp_path):
     out = generate(name, tmp_path)
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "README.md", "model.py", "test_model.py", "train.py"]
+    files = [MANIFEST, "README.md", "model.py", "ruff.toml", "test_model.py", "train.py"]
+    assert sorted(p.name for p in out.iterdir()) == files
     assert_ruff_clean(out)
     source = (out / "model.py").read_text()
     assert "import torch\n" in source and "archplan" not in {n.split(".")[0] for n in _imports(source)}
@@ -109,11 +111,15 @@ def test_the_generated_self_check_passes(name, tmp_path):
 def test_resnet_blocks_share_one_readable_class(tmp_path):
     source = (generate("resnet50", tmp_path) / "model.py").read_text()
     assert source.count("class Bottleneck(nn.Module)") == 1
-    assert "def __init__(self, *, in_channels: int, c: int, stride: int, downsample: bool) -> None:" in source
-    assert "self.conv3 = nn.Conv2d(c, 4 * c, kernel_size=1, bias=False)" in source
-    assert "if downsample else None" in source
-    assert "down_conv = input if self.down_conv is None else self.down_conv(input)  # [N, 256, 56, 56]" in source
-    assert "Bottleneck(in_channels=64, c=64, stride=1, downsample=True)," in source
+    # exactly the block's arguments plus the input's channel count, with the YAML's defaults
+    assert "def __init__(self, in_channels: int, c: int, stride: int = 1, downsample: bool = False) -> None:" in source
+    assert "self.conv3 = nn.Conv2d(c, c * 4, kernel_size=1, bias=False)" in source  # as the YAML writes it
+    assert "self.bn3 = nn.BatchNorm2d(c * 4)" in source  # a size computed from the arguments
+    assert "        if downsample:\n            self.down_conv = nn.Conv2d(in_channels, c * 4" in source
+    assert "        down_bn = x\n        if self.down_conv is not None:\n" in source  # as torchvision writes it
+    assert (
+        "nn.Sequential(Bottleneck(64, c=64, downsample=True), Bottleneck(256, c=64), Bottleneck(256, c=64))" in source
+    )
 
 
 def test_symbolic_sizes_stay_free_where_the_net_allows(tmp_path):
@@ -224,7 +230,7 @@ def test_docstring_escaping_round_trips():
 
 
 def test_codegen_asserts_identifiers():
-    from archplan.codegen_text import identifier, literal
+    from archplan.pysource import identifier, literal
 
     for bad in ("a b", "class", "x;y", "é"):
         with pytest.raises(CodegenError):

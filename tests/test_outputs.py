@@ -40,7 +40,7 @@ def test_a_link_planted_in_outdir_is_replaced_not_followed(tmp_path):
     result = invoke("generate", LENET, "-o", str(out), "--force")
     assert result.exit_code == 0, result.output
     assert target.read_text() == "keep me"
-    assert not (out / "model.py").is_symlink() and "class Lenet" in (out / "model.py").read_text()
+    assert not (out / "model.py").is_symlink() and "class LeNet" in (out / "model.py").read_text()
     assert not (out / "train.py").is_symlink() and not (tmp_path / "nowhere").exists()
 
 
@@ -55,7 +55,7 @@ def test_files_of_an_earlier_net_are_removed_and_others_kept(tmp_path):
     assert result.exit_code == 0, result.output
     assert not (out / "train.py").exists()  # two outputs: no trainer, and the old one is gone
     assert (out / "notes.txt").read_text() == "mine"
-    assert (out / MANIFEST).read_text().split() == ["model.py", "README.md", "test_model.py"]
+    assert (out / MANIFEST).read_text().split() == ["model.py", "README.md", "test_model.py", "ruff.toml"]
 
 
 def test_an_edited_manifest_cannot_delete_other_files(tmp_path):

@@ -2,7 +2,8 @@
 example YAMLs against the reference nets (layer names and key arguments), so
 that ``examples/*.yaml`` and ``tests/torch_reference.py`` cannot drift apart.
 
-Needs only torch, pyyaml and pytest (not the archplan package).
+The YAML side is expanded by archplan's own lowering (blocks, repeat, first, when, in_channels), so the
+references check that expansion too.
 """
 
 from __future__ import annotations
@@ -132,58 +133,16 @@ PARAM_OPS = {
 FUNCTIONAL_OPS = {"add", "concat", "cat", "mul", "identity"}
 
 
-# what archplan's expression language offers besides arithmetic
-EXPR_NAMES = {"min": min, "max": max, "true": True, "false": False}
-
-
-def _value(v, env):
-    """Evaluate a YAML value: block argument / symbol names and expression
-    strings (arithmetic, comparisons, and/or/not, min/max) are evaluated in
-    ``env``; anything unresolvable is returned as is."""
-    if isinstance(v, str):
-        if v in env:
-            return env[v]
-        if re.fullmatch(r"[\w\s+\-*/%()<>=!,]+", v):
-            try:
-                return eval(v, {"__builtins__": {}}, {**EXPR_NAMES, **env})
-            except (NameError, SyntaxError):
-                return v
-        return v
-    if isinstance(v, list):
-        return [_value(x, env) for x in v]
-    return v
-
-
-def expand(layers, blocks, env=None, prefix=""):
-    """Yield ``(hierarchical name, op, evaluated attributes)`` for every
-    instantiated op layer, following the rules of the format: ``when`` false
-    drops a layer, ``repeat: K`` adds an index level ``X.0``, ``X.1``, ...,
-    ``first`` overrides args of repetition 0, blocks may nest."""
-    env = env or {}
-    for layer in layers:
-        if "when" in layer and not _value(layer["when"], env):
-            continue
-        name = prefix + layer["name"]
-        if "block" in layer:
-            block = blocks[layer["block"]]
-            defaults = dict(block.get("args") or {})
-            args = {k: _value(v, env) for k, v in (layer.get("args") or {}).items()}
-            first = {k: _value(v, env) for k, v in (layer.get("first") or {}).items()}
-            repeat = layer.get("repeat")
-            for i in range(repeat or 1):
-                inner = {**defaults, **args, **(first if i == 0 else {})}
-                missing = [k for k, v in inner.items() if v is None]
-                assert not missing, f"{name}: missing block args {missing}"
-                sub = f"{name}.{i}." if repeat is not None else f"{name}."
-                yield from expand(block["layers"], blocks, inner, sub)
-        else:
-            attrs = {k: _value(v, env) for k, v in layer.items() if k not in ("name", "op", "in", "when")}
-            yield name, layer["op"].lower(), attrs
-
-
 def yaml_layers(name):
-    spec = yaml.safe_load(Path(REFERENCES[name][1]).read_text())
-    return spec, list(expand(spec["layers"], spec.get("blocks") or {}))
+    """(hierarchical name, op, evaluated arguments) of every op layer the YAML expands to, from archplan's
+    own lowering (the one expansion routine: blocks, repeat, first, when, in_channels)."""
+    import archplan
+
+    path = Path(REFERENCES[name][1])
+    spec = yaml.safe_load(path.read_text())
+    net = archplan.load(path)
+    graph = net.graph({**net.defaults(), **{s: 1 for s in net.symbols if s not in net.defaults()}})
+    return spec, [(node.name, node.op.name.lower(), dict(node.args)) for node in graph.nodes.values()]
 
 
 def _pair(v):
@@ -220,7 +179,9 @@ def _check_attrs(full, op, attrs, mod):
         if isinstance(want, str):  # symbolic / 'same' etc.: not checked here
             continue
         conv = key in PAIR_ATTRS and isinstance(mod, nn.modules.conv._ConvNd)
-        tupled = (key in PAIR_ATTRS or key == "output_size") and (isinstance(want, list) or isinstance(have, tuple))
+        tupled = (key in PAIR_ATTRS or key == "output_size") and (
+            isinstance(want, (list, tuple)) or isinstance(have, tuple)
+        )
         if conv or tupled:
             have, want = _pair(have), _pair(want)
         assert have == want, f"{full}.{key}: torch {have!r} != yaml {want!r}"
@@ -234,7 +195,7 @@ def test_yaml_header(name):
     (shape,) = spec["inputs"].values()
     symbols = spec.get("symbols") or {}
     defaults = {k: (v or {}).get("default", 1) for k, v in symbols.items()}
-    assert tuple(_value(d, defaults) for d in shape) == REFERENCES[name][2]
+    assert tuple(defaults[d] if isinstance(d, str) else d for d in shape) == REFERENCES[name][2]
     for d in shape:
         assert isinstance(d, int) or d in symbols, d
     ident = re.compile(r"[A-Za-z_]\w*\Z")

@@ -251,4 +251,5 @@ def test_random_nets_verify(tmp_path):
     assert checked >= 90, f"only {checked} random nets were valid (invalid seeds: {skipped})"
     from test_generate import assert_ruff_clean
 
+    (tmp_path / "ruff.toml").write_text(generate_sources(net).files["ruff.toml"])
     assert_ruff_clean(tmp_path)

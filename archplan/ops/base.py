@@ -12,6 +12,24 @@ from .params import MISSING, Param
 
 Shape = tuple  # of dims (int or sympy.Expr)
 
+# Op families and their diagram colours (ColorBrewer Pastel1/Set3, readable with black text). An op file
+# that introduces a family adds its colour here; unknown families are drawn white.
+FAMILY_COLOURS = {
+    "conv": "#b3cde3",
+    "pool": "#ccebc5",
+    "linear": "#fed9a6",
+    "norm": "#fff2ae",
+    "activation": "#c9ebe6",
+    "dropout": "#e5d8bd",
+    "merge": "#decbe4",
+    "reshape": "#f2f2f2",
+    "other": "#ffffff",
+}
+
+
+def family_colour(family: str) -> str:
+    return FAMILY_COLOURS.get(family, FAMILY_COLOURS["other"])
+
 
 @dataclass(frozen=True)
 class AxisRF:
@@ -46,18 +64,23 @@ def window_rf(rf: AxisRF, kernel: int, stride: int, pad_left: Any, dilation: int
 
 @dataclass(frozen=True)
 class Module:
-    """Emission of an nn.Module built in __init__: constructor and keyword arguments (Python literals)."""
+    """Emission of an nn.Module built in __init__. Codegen writes each argument from what the author wrote
+    (an expression of the block's arguments), from the input's shape, or as the literal value."""
 
-    ctor: str
-    kwargs: tuple  # ((name, literal value), ...)
-    helpers: tuple = ()  # names of helper classes the generated model must define
+    ctor: str  # "nn.Conv2d", or a helper class defined by `helper`
+    kwargs: tuple  # ((name, value), ...) in constructor order; values as bound for this instance
+    positional: int = 0  # how many leading kwargs are written positionally: nn.Conv2d(3, 64, kernel_size=3)
+    helper: str | None = None  # templates/helpers/<helper>.py.j2 defines `ctor` (a subclass of `base`)
+    base: str | None = None
 
 
 @dataclass(frozen=True)
 class Expression:
-    """Emission of a functional step in forward: a template over the inputs {0}, {1}, ... or {all}."""
+    """Emission of a functional step in forward: a template over the inputs {0}, {1}, ... or {all} and
+    the named values of `kwargs` ({dim})."""
 
     template: str
+    kwargs: tuple = ()
 
 
 class Args(dict):
@@ -80,6 +103,22 @@ class Needs(Protocol):
     def divisible(self, x: Any, d: int, message: str) -> None: ...
 
 
+class _Ignore:
+    """Needs that records nothing, for callers that want shapes only (codegen's formulas)."""
+
+    def equal(self, a: Any, b: Any, message: str) -> None:
+        pass
+
+    def positive(self, x: Any, message: str) -> None:
+        pass
+
+    def divisible(self, x: Any, d: int, message: str) -> None:
+        pass
+
+
+IGNORE = _Ignore()
+
+
 class Op:
     name: ClassVar[str] = ""  # the torch.nn class name
     aliases: ClassVar[tuple] = ()
@@ -89,6 +128,8 @@ class Op:
     ranks: ClassVar[tuple | None] = None  # allowed input ranks, None = any
     inferred: ClassVar[dict[str, str]] = {}  # argument name -> what it is inferred from (checked when given)
     always_emit: ClassVar[tuple] = ()  # arguments whose torch default differs from ours
+    helper_classes: ClassVar[tuple] = ()  # classes its emission may define in model.py (Conv2dSame)
+    helper_classes: ClassVar[tuple] = ()  # classes its emission may define in model.py (Conv2dSame)
 
     # -- binding -----------------------------------------------------------------------------------
     @classmethod
@@ -185,6 +226,19 @@ class Op:
             (k, a[k]) for k, p in self.params.items() if k in a and (a[k] != p.default or k in self.always_emit)
         )
         return Module(f"nn.{self.name}", kwargs)
+
+    def emit_general(self, a: Args, ins: Sequence[Shape]) -> Module | Expression | None:
+        """An emission that is right for every value of the arguments, for a block whose uses would emit
+        different constructors (Conv2d's padding='same' needs stride 1; Conv2dSame takes any). None: none."""
+        return None
+
+    # -- what lints need to know -------------------------------------------------------------------
+    keeps_features: ClassVar[bool] = False  # a flattened spatial map passes through (activation, dropout, norm)
+    weighs_features: ClassVar[bool] = False  # its parameters scale with the last dim (Linear)
+
+    def flattened_spatial(self, a: Args, shape: Shape) -> tuple:
+        """The spatial dims this op merges into the feature dim (Flatten), else ()."""
+        return ()
 
 
 def format_shape(shape: Sequence) -> str:

@@ -96,17 +96,17 @@ class ConvNd(Op):
             text += f" g{a.groups}"
         return f"{text}, {dims.to_str(a.out_channels)}"
 
-    def emit(self, a, ins):
+    def emit(self, a, ins, any_stride: bool = False):
         kwargs = [
             ("in_channels", ins[0][1]),
             ("out_channels", a.out_channels),
             ("kernel_size", w.compact(a.kernel_size)),
         ]
-        ctor, helpers = f"nn.{self.name}", ()
+        ctor, helper = f"nn.{self.name}", None
         if max(a.stride) > 1:
             kwargs.append(("stride", w.compact(a.stride)))
-        if a.padding == "same" and max(a.stride) > 1:
-            ctor, helpers = f"{self.name}Same", ("conv_same",)
+        if a.padding == "same" and (max(a.stride) > 1 or any_stride):
+            ctor, helper = f"{self.name}Same", "conv_same"
         elif a.padding == "same":
             kwargs.append(("padding", "same"))
         elif a.padding == "full":
@@ -121,10 +121,17 @@ class ConvNd(Op):
             kwargs.append(("bias", False))
         if a.padding_mode != "zeros":
             kwargs.append(("padding_mode", a.padding_mode))
-        return Module(ctor, tuple(kwargs), helpers)
+        return Module(ctor, tuple(kwargs), 2, helper, f"nn.{self.name}")
+
+    def emit_general(self, a, ins):
+        # torch's padding="same" takes stride 1 only; the helper class pads like TensorFlow for any stride
+        return self.emit(a, ins, any_stride=True)
 
 
-Conv1d, Conv2d, Conv3d = (variant(ConvNd, f"Conv{n}d", n=n, params=ConvNd.schema(n), ranks=(n + 2,)) for n in (1, 2, 3))
+Conv1d, Conv2d, Conv3d = (
+    variant(ConvNd, f"Conv{n}d", n=n, params=ConvNd.schema(n), ranks=(n + 2,), helper_classes=(f"Conv{n}dSame",))
+    for n in (1, 2, 3)
+)
 
 
 class ConvTransposeNd(Op):
@@ -210,7 +217,7 @@ class ConvTransposeNd(Op):
             kwargs.append(("groups", a.groups))
         if not a.bias:
             kwargs.append(("bias", False))
-        return Module(f"nn.{self.name}", tuple(kwargs))
+        return Module(f"nn.{self.name}", tuple(kwargs), 2)
 
 
 ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = (

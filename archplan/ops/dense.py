@@ -31,6 +31,8 @@ class Linear(Op):
     def receptive_field(self, a, rfs, ins):
         return None
 
+    weighs_features = True
+
     def describe(self, a):
         return f"linear {dims.to_str(a.out_features)}"
 
@@ -38,11 +40,12 @@ class Linear(Op):
         kwargs = [("in_features", ins[0][-1]), ("out_features", a.out_features)]
         if not a.bias:
             kwargs.append(("bias", False))
-        return Module("nn.Linear", tuple(kwargs))
+        return Module("nn.Linear", tuple(kwargs), 2)
 
 
 class BatchNormNd(Op):
     family = "norm"
+    keeps_features = True
     inferred = {"num_features": "the channel dimension"}
     params = {
         "eps": Float(default=1e-5, minimum=0, open_minimum=True),
@@ -64,7 +67,7 @@ class BatchNormNd(Op):
     def emit(self, a, ins):
         kwargs = [("num_features", ins[0][1])]
         kwargs += [(k, v) for k, v in a.items() if k in self.params and v != self.params[k].default]
-        return Module(f"nn.{self.name}", tuple(kwargs))
+        return Module(f"nn.{self.name}", tuple(kwargs), 1)
 
 
 def _batchnorm(n: int, ranks: tuple) -> type:
@@ -77,6 +80,7 @@ BatchNorm1d, BatchNorm2d, BatchNorm3d = _batchnorm(1, (2, 3)), _batchnorm(2, (4,
 @register
 class LayerNorm(Op):
     family = "norm"
+    keeps_features = True
     name = "LayerNorm"
     params = {
         "normalized_shape": Sizes(default=None, doc="trailing dimensions to normalise; default: the last one"),
@@ -115,12 +119,13 @@ class LayerNorm(Op):
         norm = self.normalized(a, ins)
         kwargs = [("normalized_shape", norm[0] if len(norm) == 1 else tuple(norm))]
         kwargs += [(k, a[k]) for k in ("eps", "elementwise_affine", "bias") if a[k] != self.params[k].default]
-        return Module("nn.LayerNorm", tuple(kwargs))
+        return Module("nn.LayerNorm", tuple(kwargs), 1)
 
 
 @register
 class GroupNorm(Op):
     family = "norm"
+    keeps_features = True
     name = "GroupNorm"
     ranks = (2, 3, 4, 5)
     params = {
@@ -153,6 +158,7 @@ class GroupNorm(Op):
 @register
 class LocalResponseNorm(Op):
     family = "norm"
+    keeps_features = True
     name = "LocalResponseNorm"
     aliases = ("LRN",)
     ranks = (3, 4, 5)

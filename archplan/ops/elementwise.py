@@ -16,6 +16,7 @@ def _elementwise(name: str, family: str, params: dict, label: str, aliases: tupl
             "params": params,
             "aliases": aliases,
             "always_emit": always,
+            "keeps_features": True,
             "describe": lambda self, a: label,
         },
     )

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .. import dims
 from ..errors import RuleError
-from ..expr import MAX_INT
+from ..limits import MAX_INT
 from ..show import shown
 
 MISSING = object()

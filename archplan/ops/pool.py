@@ -112,14 +112,14 @@ class PoolNd(Op):
             kwargs.append(("divisor_override", a.divisor_override))
         if same:  # a helper class pads like TensorFlow (asymmetric, padding never counted)
             kwargs = [(k, v) for k, v in kwargs if k != "count_include_pad"]
-            return Module(f"{self.name}Same", tuple(kwargs), ("pool_same",))
+            return Module(f"{self.name}Same", tuple(kwargs), 0, f"{self.kind}_pool_same", f"nn.{self.name}")
         return Module(f"nn.{self.name}", tuple(kwargs))
 
 
 def _pool(kind: str, n: int) -> type:
-    return variant(
-        PoolNd, f"{kind.capitalize()}Pool{n}d", kind=kind, n=n, params=PoolNd.schema(n, kind), ranks=(n + 2,)
-    )
+    name = f"{kind.capitalize()}Pool{n}d"
+    schema = PoolNd.schema(n, kind)
+    return variant(PoolNd, name, kind=kind, n=n, params=schema, ranks=(n + 2,), helper_classes=(f"{name}Same",))
 
 
 MaxPool1d, MaxPool2d, MaxPool3d = _pool("max", 1), _pool("max", 2), _pool("max", 3)

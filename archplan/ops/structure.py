@@ -103,7 +103,7 @@ class Concat(Op):
         return "concat" if a.dim == 1 else f"concat dim {a.dim}"
 
     def emit(self, a, ins):
-        return Expression(f"torch.cat([{{all}}], dim={a.dim})")
+        return Expression("torch.cat([{all}], dim={dim})", (("dim", a.dim),))
 
 
 @register
@@ -125,6 +125,13 @@ class Flatten(Op):
 
     def receptive_field(self, a, rfs, ins):
         return None
+
+    def flattened_spatial(self, a, shape):
+        if len(shape) < 3:
+            return ()
+        start, end = self.span(a, shape)
+        spatial = tuple(d for i, d in enumerate(shape) if i >= 2 and start <= i <= end)
+        return spatial if any(d != 1 for d in spatial) else ()
 
     def describe(self, a):
         return "flatten"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import yaml
 
 from ..errors import Problem
-from ..expr import MAX_INT
+from ..limits import MAX_INT
 from ..show import shown
 
 try:  # the C parser is several times faster and keeps marks

@@ -221,6 +221,7 @@ class _Parser:
             for arg in args:
                 check_identifier(arg, f"block {name}: argument name", self.key_pos(args, arg), self.problems)
             inputs = self.names(body.get("inputs", ["input"]), self.pos(body, "inputs"), f"block {name}: inputs")
+            self.check_size_names(name, args, inputs or ("input",))
             output = body.get("output")
             if output is not None and (not isinstance(output, str) or len(output) > MAX_REFERENCE_LENGTH):
                 self.error(
@@ -231,6 +232,19 @@ class _Parser:
             defaults = {k: (REQUIRED if v is None else v) for k, v in args.items()}
             out[name] = BlockSpec(name, defaults, inputs or ("input",), output, layers, where)
         return out
+
+    def check_size_names(self, block: str, args: dict, inputs: tuple) -> None:
+        """in_channels, in_features and <input>_channels/_features name the sizes of a block's inputs."""
+        for index, name in enumerate(inputs):
+            for suffix in ("channels", "features"):
+                reserved = {f"{name}_{suffix}"} | ({f"in_{suffix}"} if index == 0 else set())
+                for arg in reserved & set(args):
+                    self.error(
+                        f"block {block}: the argument name {arg!r} is reserved: inside the block it is the size of "
+                        f"input {name!r} (dim {1 if suffix == 'channels' else -1}), computed from the net",
+                        self.key_pos(args, arg),
+                        hint="remove the argument and use the name directly in expressions",
+                    )
 
     def names(self, raw, pos: Pos, what: str) -> tuple:
         if raw is None:

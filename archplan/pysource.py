@@ -1,4 +1,5 @@
-"""Safe text for generated Python: literals from validated values, escaped free text, formatted calls.
+"""Safe text for generated Python: literals from validated values, escaped free text, names, and lines laid out
+as ruff format writes them (calls, statements, signatures, docstrings).
 
 Nothing here copies YAML text into code. Identifiers are asserted, numbers go through repr of int/float,
 strings only from op choice lists (a fixed alphabet), and free text only into escaped docstrings.
@@ -6,24 +7,38 @@ strings only from op choice lists (a fixed alphabet), and free text only into es
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import math
 import re
 import textwrap
 import unicodedata
 
+
+from .codegen_errors import CodegenError, SymbolicValue
+
 LINE = 120
 _WORD = re.compile(r"^[A-Za-z0-9_]+$")
+# names generated code uses itself: locals and classes must not shadow them
+GENERATED_NAMES = frozenset({"self", "torch", "nn", "F", "super", "build_model", "block"})
+# words written in capitals inside CamelCase class names: resnet50 -> ResNet50, mobilenet_v2 -> MobileNetV2
+ACRONYMS = {
+    "resnet": "ResNet", "resnext": "ResNeXt", "mobilenet": "MobileNet", "efficientnet": "EfficientNet",
+    "densenet": "DenseNet", "squeezenet": "SqueezeNet", "shufflenet": "ShuffleNet", "googlenet": "GoogLeNet",
+    "lenet": "LeNet", "alexnet": "AlexNet", "convnext": "ConvNeXt", "regnet": "RegNet", "vgg": "VGG",
+    "unet": "UNet", "vit": "ViT", "gpt": "GPT", "mlp": "MLP", "cnn": "CNN", "rnn": "RNN", "lstm": "LSTM",
+    "gru": "GRU", "se": "SE", "mbconv": "MBConv", "espcn": "ESPCN", "mnist": "MNIST", "bn": "BN",
+    "ffn": "FFN", "attn": "Attn", "qkv": "QKV",
+}  # fmt: skip
 
 
-class CodegenError(Exception):
-    """A net that cannot become code as asked (a size left symbolic, an unsupported reference)."""
-
-
-class NeedsConcrete(CodegenError):
-    def __init__(self, symbols: set):
-        super().__init__(", ".join(sorted(symbols)))
-        self.symbols = set(symbols)
+def local_name(name: str, taken: set) -> str:
+    """A local variable for a layer or input: builtins and generated names get a trailing underscore
+    (input -> input_), so nothing is shadowed; the layer's attribute and state_dict key keep the name."""
+    safe = name if name not in GENERATED_NAMES and not hasattr(builtins, name) else f"{name}_"
+    while safe in taken:
+        safe += "_"
+    return safe
 
 
 def identifier(name: str) -> str:
@@ -55,7 +70,7 @@ def literal(value) -> str:
         return repr(integer)
     symbols = getattr(value, "free_symbols", None)
     if symbols:
-        raise NeedsConcrete({str(s) for s in symbols})
+        raise SymbolicValue({str(s) for s in symbols})
     raise CodegenError(f"the value {value!r} cannot be written as a Python literal")
 
 
@@ -68,16 +83,13 @@ def _as_int(value):
     return None
 
 
-def free_symbols(value) -> set:
-    if isinstance(value, (tuple, list)):
-        return set().union(*(free_symbols(v) for v in value)) if value else set()
-    return {str(s) for s in getattr(value, "free_symbols", ())}
-
-
 def camel(name: str) -> str:
-    """double_conv -> DoubleConv, resnet18 -> Resnet18."""
-    parts = [p for p in identifier(name).split("_") if p]
-    text = "".join(p[:1].upper() + p[1:] for p in parts) or "Net"
+    """double_conv -> DoubleConv, resnet50 -> ResNet50, mobilenet_v2 -> MobileNetV2 (ACRONYMS)."""
+    words = []
+    for part in identifier(name).split("_"):
+        head, digits = re.match(r"([A-Za-z]*)(.*)", part).groups()
+        words.append(ACRONYMS.get(head.lower(), head[:1].upper() + head[1:]) + digits)
+    text = "".join(words) or "Net"
     return text if text[0].isalpha() else f"Net{text}"
 
 
@@ -92,10 +104,6 @@ def _escape_char(ch: str) -> str:
         code = ord(ch)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
     return ch
-
-
-def escape_line(text: str) -> str:
-    return "".join(_escape_char(ch) for ch in text)
 
 
 def docstring_lines(text: str, width: int = 96) -> list[str]:
@@ -120,7 +128,7 @@ def docstring_lines(text: str, width: int = 96) -> list[str]:
 
 def comment_text(text: str) -> str:
     """One line of text safe in a comment (no line breaks or control characters)."""
-    return escape_line(" ".join(text.split()))
+    return "".join(_escape_char(ch) for ch in " ".join(text.split()))
 
 
 def flat(arg) -> str:

@@ -1,0 +1,274 @@
+"""The body of a generated class: __init__ and forward lines for each layer of a definition, in order.
+
+Each layer's tensor has a variable (its name, spelled safely) and a shape as formulas over the class's
+arguments, from the op's own shape rule; later layers are built with those sizes. Consecutive layers under
+the same `when:` form a group: their modules start as None and are built under `if <condition>:` in
+__init__, and forward runs them under `if self.<first> is not None:` after giving the variables read later
+their pass-through values (a skipped layer passes its first input on).
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from . import expr
+from .codegen_class import ClassContext, ClassInfo, ClassScope, symbolic_args
+from .codegen_errors import CodegenError, SymbolicValue
+from .pysource import call, comment_text, define, docstring, docstring_lines, literal, local_name, statement
+from .ops.base import IGNORE, Expression, format_shape
+from .ops.params import Dim, Int, Ints, Padding, Sizes
+from .symbols import choose
+from .wiring import local_names
+
+_INTEGER_PARAMS = (Dim, Int, Ints, Padding, Sizes)
+
+
+class LayerWriter:
+    def __init__(self, gen, scope: ClassScope, instances: list):
+        self.gen, self.scope, self.d, self.instances = gen, scope, scope.d, instances
+        self.locals = local_names(self.d.layers, set(self.d.inputs))
+        self.codes: dict = dict(zip(self.d.inputs, scope.input_shapes))
+        self.vars: dict = {}
+        for name in (*self.d.inputs, *self.locals):
+            self.vars[name] = local_name("x" if name == "input" else name, set(self.vars.values()))
+        self.refs = [self.layer_refs(i) for i in range(len(self.d.layers))]
+        # comments show the shapes of the instance with the most layers present (the others fill gaps)
+        shown = max(instances, key=lambda inst: sum(e.present for e in inst.entries.values()))
+        self.shown_first = [shown, *(inst for inst in instances if inst is not shown)]
+        self.init: list[str] = []
+        self.forward: list[str] = []
+        self.attrs: set = set()
+        self.helpers: set = set()
+
+    # -- reading the definition ---------------------------------------------------------------------
+    def layer_refs(self, index: int) -> tuple:
+        spec = self.d.layers[index]
+        previous = self.locals[index - 1] if index else self.d.inputs[0]
+        refs = tuple(spec.inputs) if spec.inputs is not None else (previous,)
+        for ref in refs:
+            if ref not in self.vars:
+                raise self.error(
+                    f"reaches inside a block use with in: {ref!r}; generated code reads only the "
+                    "layers and inputs of its own scope: make it the block's output",
+                    index,
+                )
+        return refs
+
+    def error(self, message: str, index: int) -> CodegenError:
+        spec, local = self.d.layers[index], self.locals[index]
+        path = f"{self.instances[0].path}.{local}".lstrip(".")
+        return CodegenError(message, layer=path, line=spec.pos.line, column=spec.pos.column)
+
+    def entries(self, index: int) -> list:
+        """(instance, entry) for every instance in which the layer is present, the shown one first."""
+        local = self.locals[index]
+        return [(inst, inst.entries[local]) for inst in self.shown_first if inst.entries[local].present]
+
+    def output_local(self) -> str:
+        return self.d.output or (self.locals[-1] if self.locals else self.d.inputs[0])
+
+    def condition(self, index: int):
+        """None: always built; False: never (a false constant, or skipped in every use); else (source, formula)."""
+        spec = self.d.layers[index]
+        if spec.when is None:
+            return None
+        raw = spec.when.value
+        source = self.scope.written(raw, integer=False) if isinstance(raw, str) else None
+        if source is None or not self.entries(index):
+            return None if self.entries(index) else False
+        return source, expr.parse(raw).condition(self.scope.env)
+
+    # -- the layers ---------------------------------------------------------------------------------
+    def write_all(self) -> tuple:
+        """Write every layer; returns the output's shape as formulas."""
+        index = 0
+        while index < len(self.d.layers):
+            cond = self.condition(index)
+            if cond is False:
+                first = self.refs[index][0]
+                local = self.locals[index]
+                self.codes[local], self.vars[local] = self.codes[first], self.vars[first]
+                end = index + 1
+            elif cond is None:
+                self.layer(index, 8)
+                end = index + 1
+            else:
+                end = index + 1
+                when = self.d.layers[index].when.value
+                while end < len(self.d.layers) and self.d.layers[end].when is not None:
+                    if self.d.layers[end].when.value != when or not self.entries(end):
+                        break
+                    end += 1
+                self.group(index, end, cond)
+            index = end
+        return () if self.d.is_net else self.codes[self.output_local()]
+
+    def group(self, start: int, end: int, cond: tuple) -> None:
+        source, formula = cond
+        skipped = {}  # what each layer passes on when the group is skipped: its first input, followed back
+        for i in range(start, end):
+            first = self.refs[i][0]
+            skipped[self.locals[i]] = skipped[first] if first in skipped else (self.vars[first], self.codes[first])
+        init_at, forward_at = len(self.init), len(self.forward)
+        for i in range(start, end):
+            self.layer(i, 12)
+        body_init, body_forward = self.init[init_at:], self.forward[forward_at:]
+        del self.init[init_at:], self.forward[forward_at:]
+        modules = [local for local in self.locals[start:end] if local in self.attrs]
+        if modules:
+            self.init += [*(f"        self.{m} = None" for m in modules), f"        if {source}:", *body_init]
+            test = f"self.{modules[0]} is not None"
+        else:
+            flag = self.unique_attr(f"use_{self.locals[start]}")
+            self.init += statement(f"self.{flag} = {source}", 8)
+            test = f"self.{flag}"
+        later = {ref for refs in self.refs[end:] for ref in refs} | {"" if self.d.is_net else self.output_local()}
+        later |= set(self.gen.net_output_locals(self)) if self.d.is_net else set()
+        for local in self.locals[start:end]:
+            if local in later:
+                self.forward.append(f"        {self.vars[local]} = {skipped[local][0]}")
+            present, absent = self.codes[local], skipped[local][1]
+            if len(present) == len(absent):
+                self.codes[local] = tuple(choose(formula, p, a) for p, a in zip(present, absent))
+        self.forward += [f"        if {test}:", *body_forward]
+
+    def unique_attr(self, name: str) -> str:
+        while name in self.attrs or name in self.locals:
+            name += "_"
+        self.attrs.add(name)
+        return name
+
+    def layer(self, index: int, indent: int) -> None:
+        from .codegen_uses import write_use
+
+        try:
+            (write_use if self.d.layers[index].block is not None else LayerWriter.op_layer)(self, index, indent)
+        except SymbolicValue as exc:  # a value needs symbols fixed: noted, and codegen runs again with them
+            path = f"{self.instances[0].path}.{self.locals[index]}".lstrip(".")
+            self.gen.needs.update({symbol: path for symbol in sorted(exc.symbols) if symbol not in self.gen.needs})
+            tensor = self.entries(index)[0][1].tensor
+            self.codes[self.locals[index]] = self.gen.shape(tensor)
+
+    def shape_comment(self, index: int) -> str:
+        return comment_text(format_shape(self.gen.shape(self.entries(index)[0][1].tensor)))
+
+    def op_layer(self, index: int, indent: int) -> None:
+        spec, local, refs = self.d.layers[index], self.locals[index], self.refs[index]
+        present = self.entries(index)
+        nodes = [self.gen.graph.nodes[entry.node] for _, entry in present]
+        op = nodes[0].op
+        emitted = [op.emit(n.args, [self.gen.shape(s) for s in n.inputs]) for n in nodes]
+        kinds = {getattr(m, "ctor", None) or m.template for m in emitted}
+        emit = op.emit
+        if len(kinds) > 1:  # different constructors in different uses: one valid for all, if the op has it
+            general = [op.emit_general(n.args, [self.gen.shape(s) for s in n.inputs]) for n in nodes]
+            if None not in general:
+                emit, emitted, kinds = (
+                    op.emit_general,
+                    general,
+                    {getattr(m, "ctor", None) or m.template for m in general},
+                )
+        if len(kinds) > 1:
+            raise self.error(
+                f"builds {' and '.join(sorted(kinds))} in different uses; make the difference an "
+                "argument of a block of its own",
+                index,
+            )
+        a = symbolic_args(type(op), nodes[0].args, spec, self.scope.env)
+        ins = [self.codes[r] for r in refs]
+        rank = len(self.gen.shape(present[0][1].tensor))
+        try:
+            self.codes[local] = tuple(op.output_shape(a, ins, IGNORE))
+            symbolic = emit(a, ins)
+        except Exception:  # a rule that needs numbers: these sizes are then printed per use
+            self.codes[local] = tuple(sympy.Dummy(f"{local}{i}", integer=True) for i in range(rank))
+            symbolic = None
+        kwargs = self.kwargs(op, index, emitted, symbolic, [inst.path for inst, _ in present])
+        inputs = [self.vars[r] for r in refs]
+        target, comment = self.vars[local], self.shape_comment(index)
+        module = emitted[0]
+        if isinstance(module, Expression):
+            text = module.template.format(*inputs, all=", ".join(inputs), **dict(kwargs))
+            self.forward += statement(f"{target} = {text}", indent, comment)
+            return
+        if module.helper:
+            self.helpers.add((module.helper, module.ctor, module.base))
+        names = [name for name, _ in module.kwargs][: module.positional]
+        args = [
+            text if i < len(names) and name == names[i] else f"{name}={text}" for i, (name, text) in enumerate(kwargs)
+        ]
+        self.attrs.add(local)
+        self.init += call(f"self.{local}", module.ctor, args, indent)
+        self.forward += statement(f"{target} = self.{local}({', '.join(inputs)})", indent, comment)
+
+    def kwargs(self, op, index: int, emitted: list, symbolic, paths: list) -> list:
+        """(name, source) per constructor argument: the author's expression, a size computed from the
+        arguments, or a constant (which must then be the same in every use)."""
+        spec, local = self.d.layers[index], self.locals[index]
+        order = [*op.inferred, *op.params]
+        names = [k for k, _ in symbolic.kwargs] if symbolic is not None else []
+        names = list(dict.fromkeys(names + [k for m in emitted for k, _ in m.kwargs]))
+        names.sort(key=lambda k: order.index(k) if k in order else len(order))
+        formulas = dict(symbolic.kwargs) if symbolic is not None else {}
+        out = []
+        for name in names:
+            param, raw = op.params.get(name), spec.args.get(name)
+            text = self.scope.written(raw.value, isinstance(param, _INTEGER_PARAMS)) if raw is not None else None
+            values = [dict(m.kwargs).get(name, _default(param)) for m in emitted]
+            formula = formulas.get(name)
+            if text is not None and getattr(formula, "free_symbols", None):
+                self.scope.spelled.setdefault(formula, text)
+            if text is None and not self.d.is_net and getattr(formula, "free_symbols", None):
+                text = self.scope.size(formula, f"{local}_{name}", dict(zip(paths, values)))
+            elif text is None:
+                if any(v != values[0] or type(v) is not type(values[0]) for v in values):
+                    raise self.error(
+                        f"{name} differs between the uses of this block ({values[0]!r} in {paths[0]}, "
+                        f"{values[-1]!r} in {paths[-1]}): write it as an expression of the block's "
+                        "arguments",
+                        index,
+                    )
+                text = literal(values[0])  # a formula raises SymbolicValue: caught per layer
+            out.append((name, text))
+        return out
+
+    # -- the class text -----------------------------------------------------------------------------
+    def context(self, info: ClassInfo) -> ClassContext:
+        params = [_param_text(p) for p in info.params]
+        inputs = [f"{self.vars[n]}: torch.Tensor" for n in self.d.inputs]
+        init = define("__init__", ["self", *params], "None") + ["        super().__init__()", *self.init]
+        if self.d.is_net:
+            outputs = [self.vars[local] for local in self.gen.net_output_locals(self)]
+            result = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
+        else:
+            outputs, result = [self.vars[self.output_local()]], "torch.Tensor"
+        read = {ref for refs in self.refs for ref in refs} | set(outputs)
+        forward = [
+            line if not _unread(line, read) else f"{line}  # noqa: F841 (no layer reads it)" for line in self.forward
+        ]
+        lines = define("forward", ["self", *inputs], result) + [*forward, f"        return {', '.join(outputs)}"]
+        doc = self.gen.net_doc() if self.d.is_net else self.block_doc()
+        return ClassContext(info.name, tuple(docstring(doc, 4)), tuple(init), tuple(lines))
+
+    def block_doc(self) -> list:
+        paths = [inst.path for inst in self.instances]
+        used = ", ".join(paths[:4]) + (", ..." if len(paths) > 4 else "")
+        shown = self.shown_first[0].path
+        return docstring_lines(f"Block {self.d.name}, used at {used}; comments show the shapes at {shown}.")
+
+
+def _unread(line: str, read: set) -> bool:
+    target = line.strip().split(" = ", 1)[0]
+    return " = " in line and target.isidentifier() and target not in read and not line.strip().startswith("#")
+
+
+def _param_text(p) -> str:
+    text = f"{p.name}: {p.annotation}" if p.annotation else p.name
+    if p.default is None:
+        return text
+    return f"{text} = {p.default}" if p.annotation else f"{text}={p.default}"
+
+
+def _default(param):
+    value = getattr(param, "default", None)
+    return value[0] if isinstance(value, tuple) and value and len(set(value)) == 1 else value

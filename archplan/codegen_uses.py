@@ -1,0 +1,90 @@
+"""A block use in a generated class: the block's class built with the arguments written at the use site.
+
+`repeat: K` becomes an nn.Sequential of K modules (an nn.ModuleList and a loop when the block has several
+inputs), the first with the `first:` overrides; each repetition's input sizes come from the previous one's
+output formulas, so `Bottleneck(256, c=64)` follows `Bottleneck(64, c=64, downsample=True)`.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from . import expr
+from .pysource import call, literal, statement
+
+
+def write_use(writer, index: int, indent: int) -> None:
+    spec, local, refs = writer.d.layers[index], writer.locals[index], writer.refs[index]
+    present = writer.entries(index)
+    uses = [entry.use for _, entry in present]
+    outer = [inst.path for inst, _ in present]
+    if len({len(use.instances) for use in uses}) > 1 or len({use.repeat is None for use in uses}) > 1:
+        raise writer.error(
+            "repeats a different number of times in different uses of its block; generated "
+            "code needs one count: make it a block of its own",
+            index,
+        )
+    info = writer.gen.classes[spec.block]
+    codes = [writer.codes[r] for r in refs]
+    calls = []
+    for rep in range(len(uses[0].instances)):
+        given = {**spec.args, **(spec.first if rep == 0 else {})}
+        pairs = [(path, use.instances[rep]) for path, use in zip(outer, uses)]
+        calls.append((info.name, _arguments(writer, info, given, codes, pairs, local)))
+        codes = [_output(writer, info, given, codes), *codes[1:]]
+    writer.codes[local] = codes[0]
+    writer.attrs.add(local)
+    inputs = [writer.vars[r] for r in refs]
+    target, comment = writer.vars[local], writer.shape_comment(index)
+    if uses[0].repeat is None:
+        writer.init += call(f"self.{local}", *calls[0], indent)
+        writer.forward += statement(f"{target} = self.{local}({', '.join(inputs)})", indent, comment)
+    elif len(inputs) == 1:
+        writer.init += call(f"self.{local}", "nn.Sequential", calls, indent)
+        writer.forward += statement(f"{target} = self.{local}({inputs[0]})", indent, comment)
+    else:  # several inputs: each repetition takes the previous output and the same other inputs
+        writer.init += call(f"self.{local}", "nn.ModuleList", calls, indent)
+        pad = " " * indent
+        writer.forward += [f"{pad}{target} = {inputs[0]}", f"{pad}for block in self.{local}:"]
+        writer.forward += statement(f"{target} = block({', '.join([target, *inputs[1:]])})", indent + 4, comment)
+
+
+def _arguments(writer, info, given: dict, codes: list, pairs: list, local: str) -> list:
+    """Constructor arguments: the input sizes (positional), the arguments written at the use site, and the
+    sizes the caller gives as numbers. `pairs`: (caller instance path, the block instance it builds)."""
+    out = []
+    first = pairs[0][1]
+    for param, (k, dim) in info.sizes.items():
+        values = {path: writer.gen.shape(inst.inputs[k])[dim] for path, inst in pairs}
+        out.append(writer.scope.size(codes[k][dim], f"{local}_{param}", values))
+    for arg, value in given.items():
+        values = [inst.args[arg] for _, inst in pairs]
+        text = writer.scope.written(value.value, isinstance(values[0], int))
+        if text is None and any(v != values[0] for v in values):
+            raise writer.error(
+                f"argument {arg} differs between uses and is not an expression of the block's arguments",
+                writer.locals.index(local),
+            )
+        out.append(f"{arg}={text if text is not None else literal(first.args[arg])}")
+    for param, per_instance in info.extras.items():
+        values = {path: per_instance[inst.path] for path, inst in pairs}
+        if len(set(values.values())) == 1:
+            out.append(f"{param}={next(iter(values.values()))}")
+        else:  # differs between this class's uses: this class takes it as an argument too
+            writer.scope.extras[f"{local}_{param}"] = values
+            out.append(f"{param}={local}_{param}")
+    return out
+
+
+def _output(writer, info, given: dict, codes: list) -> tuple:
+    """The output shape of one repetition, as formulas over the caller's names."""
+    subs = {}
+    for key, symbol in info.symbols.items():
+        if isinstance(key, tuple):
+            k, dim = key
+            subs[symbol] = codes[k][dim]
+            continue
+        raw = given[key].value if key in given else writer.gen.blocks[info.block].args[key]
+        value = expr.evaluate(raw, writer.scope.env) if isinstance(raw, str) else raw
+        subs[symbol] = sympy.sympify(value) if not isinstance(value, bool) else sympy.true if value else sympy.false
+    return tuple(sympy.sympify(c).xreplace(subs) if not isinstance(c, int) else c for c in info.output)
