@@ -18,12 +18,27 @@ LAYER_KEYS = ("name", "op", "block", "in", "args", "repeat", "first", "when")
 BLOCK_KEYS = ("args", "inputs", "output", "layers", "description")
 SYMBOL_KEYS = ("min", "max", "default")
 # attributes of torch.nn.Module that a submodule name must not shadow in generated code
-RESERVED_NAMES = frozenset(
-    "forward training to cuda cpu eval train parameters buffers modules children state_dict load_state_dict "
-    "apply zero_grad register_buffer register_parameter add_module half float double type named_modules "
-    "named_parameters named_buffers named_children requires_grad_ get_submodule self super torch nn F "
-    "input".split()
+# attributes of torch.nn.Module (torch 2.x) that a submodule name would shadow in generated code; names starting
+# with an underscore are refused too (_modules, _parameters, _version and the private API live there)
+MODULE_ATTRIBUTES = frozenset(
+    "T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches "
+    "eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu "
+    "load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters "
+    "register_backward_hook register_buffer register_forward_hook register_forward_pre_hook "
+    "register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook "
+    "register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook "
+    "register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to "
+    "to_empty train training type xpu zero_grad".split()
 )
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why a layer name cannot be a submodule attribute, or None."""
+    if name.startswith("_"):
+        return "names starting with an underscore are torch.nn.Module's private attributes (_modules, _version, ...)"
+    if name in MODULE_ATTRIBUTES:
+        return f"torch.nn.Module has an attribute {name!r}; a submodule of that name would replace it"
+    return None
 
 
 MAX_NAME_LENGTH = 100  # layer, block, symbol, input and argument names
@@ -280,11 +295,13 @@ class _Parser:
         name = raw.get("name")
         if name is not None:
             check_identifier(name, "a layer name", self.pos(raw, "name"), self.problems)
-            if isinstance(name, str) and name in RESERVED_NAMES:
+            reason = reserved_reason(name) if isinstance(name, str) else None
+            if reason:
                 self.error(
-                    f"the layer name {name!r} is reserved (torch.nn.Module attribute or generated-code name)",
+                    f"the layer name {name!r} is reserved: {reason}",
                     self.pos(raw, "name"),
                     name,
+                    hint="rename the layer",
                 )
         label = name if isinstance(name, str) and len(name) <= MAX_NAME_LENGTH else None
         op, block = raw.get("op"), raw.get("block")
