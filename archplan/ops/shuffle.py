@@ -1,0 +1,74 @@
+"""Pixel shuffles: depth to space (PixelShuffle) and space to depth (PixelUnshuffle), torch semantics.
+
+Both rearrange the last three dims (*, C, H, W) and cost 0 MACs (as torch's flop counter counts them).
+Receptive fields are tracked on [N, C, H, W] tensors, where H and W are archplan's spatial axes.
+"""
+
+from __future__ import annotations
+
+from .. import dims
+from .base import Module, Op, register, upsampled_rf, window_rf
+from .params import Int
+
+
+class _Shuffle(Op):
+    family = "reshape"
+    ranks = None  # any rank >= 3, checked below
+    factor = ""  # the argument's name
+
+    def check_rank(self, shape) -> None:
+        from ..errors import RuleError
+
+        if len(shape) < 3:
+            raise RuleError(f"{self.name} expects an input of 3 or more dims (*, C, H, W), received {len(shape)} dims")
+
+    def emit(self, a, ins):
+        return Module(f"nn.{self.name}", ((self.factor, a[self.factor]),), 1)
+
+
+@register
+class PixelShuffle(_Shuffle):
+    name = "PixelShuffle"
+    factor = "upscale_factor"
+    params = {"upscale_factor": Int(minimum=1, doc="r: (*, C*r*r, H, W) -> (*, C, H*r, W*r)")}
+
+    def output_shape(self, a, ins, need):
+        x, r = ins[0], a.upscale_factor
+        self.check_rank(x)
+        c = x[-3]
+        need.divisible(c, r * r, f"{self.name}: channels ({dims.to_str(c)}) must be divisible by {r}*{r}")
+        return (*x[:-3], dims.floordiv(c, r * r), x[-2] * r, x[-1] * r)
+
+    def receptive_field(self, a, rfs, ins):
+        # output pixel o reads input pixel floor(o / r): the field keeps its size, the jump shrinks by r and the
+        # position is the average over the r phases (as for nearest upsampling)
+        if len(ins[0]) != 4:
+            return None
+        r = a.upscale_factor
+        return tuple(upsampled_rf(rf, r, 0, -dims.truediv(r - 1, 2)) for rf in rfs[0])
+
+    def describe(self, a):
+        return f"pixelshuffle x{a.upscale_factor}"
+
+
+@register
+class PixelUnshuffle(_Shuffle):
+    name = "PixelUnshuffle"
+    factor = "downscale_factor"
+    params = {"downscale_factor": Int(minimum=1, doc="r: (*, C, H*r, W*r) -> (*, C*r*r, H, W)")}
+
+    def output_shape(self, a, ins, need):
+        x, r = ins[0], a.downscale_factor
+        self.check_rank(x)
+        for axis, what in ((-2, "height"), (-1, "width")):
+            need.divisible(x[axis], r, f"{self.name}: the {what} ({dims.to_str(x[axis])}) must be divisible by {r}")
+        return (*x[:-3], x[-3] * r * r, dims.floordiv(x[-2], r), dims.floordiv(x[-1], r))
+
+    def receptive_field(self, a, rfs, ins):
+        # each output position gathers an r x r block (one pixel per output channel): an r/r window
+        if len(ins[0]) != 4:
+            return None
+        return tuple(window_rf(rf, a.downscale_factor, a.downscale_factor, 0) for rf in rfs[0])
+
+    def describe(self, a):
+        return f"pixelunshuffle /{a.downscale_factor}"
