@@ -8,7 +8,8 @@ from typing import Any
 from . import dims
 from .errors import Problem, RuleError
 from .ir import Graph, Node
-from .ops.base import AxisRF, format_shape
+from .ops.base import format_shape
+from .ops.fields import Field
 from .lint import graph_warnings
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -21,8 +22,16 @@ class LayerResult:
     params: Any
     buffers: Any
     macs: Any
-    receptive_field: tuple | None  # AxisRF per spatial axis
+    field: Field | None  # the input positions each output element depends on (ops/fields.py)
     border: list = field(default_factory=list)  # per spatial axis: input pixels no window reads
+
+    @property
+    def receptive_field(self) -> tuple | None:
+        """AxisRF per spatial axis still in the output; None when global, unknown or there are none."""
+        f = self.field
+        if f is None or f.whole or f.lost or not f.spatial:
+            return None
+        return f.spatial
 
     @property
     def name(self) -> str:
@@ -112,10 +121,8 @@ class _Recorder:
         self.conditions.append(Condition("integer", dims.truediv(x, d), None, self.node, message))
 
 
-def input_rf(shape: tuple) -> tuple | None:
-    if len(shape) < 3:
-        return None
-    return tuple(AxisRF(1, 1, 0) for _ in shape[2:])
+def input_rf(shape: tuple) -> Field:
+    return Field.of_input(shape)
 
 
 def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = None) -> Analysis:
@@ -141,7 +148,7 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
             errors.append(Problem(exc.message, layer=node.name, line=node.line, column=node.column, hint=exc.hint))
             continue
         shapes[node.name] = row.output_shape
-        rfs[node.name] = row.receptive_field
+        rfs[node.name] = row.field
         rows.append(row)
     result = Analysis(
         graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes}, {}, errors, dtype=dtype
@@ -173,12 +180,9 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
                 f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
                 f"{format_shape(ins[0])} is too small for {op.describe(a)}",
             )
-    rf = None
-    # a merge keeps the fields of its spatial paths (an SE gate [N, C, 1, 1] has none)
-    if any(r is not None for r in in_rfs) and len(out) >= 3:
-        rf = op.receptive_field(a, in_rfs, ins)
-        if rf is not None and len(rf) != len(out) - 2:
-            rf = None
+    rf = op.receptive_field(a, in_rfs, ins) if any(r is not None for r in in_rfs) else None
+    if rf is not None and len(rf.axes) != len(out):  # a rule that does not follow this rank
+        rf = rf.unknown(f"{op.name} changes the rank in a way its receptive-field rule does not follow", len(out))
     border = [dims.normalize(loss) for loss in op.border_loss(a, ins)]
     return LayerResult(
         node,

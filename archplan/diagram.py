@@ -195,8 +195,8 @@ class _Builder:
             )
         if "macs" in show:
             parts.append("MACs " + amount(_sum(r.macs for r in rows)))
-        if "rf" in show and len(rows) == 1 and rows[0].receptive_field is not None:
-            parts.append("RF " + rf_text(rows[0].receptive_field))
+        if "rf" in show and len(rows) == 1 and rf_text(rows[0].field) != "-":
+            parts.append("RF " + rf_text(rows[0].field))
         return f'<BR/><FONT POINT-SIZE="{SMALL}">{_esc(" · ".join(parts))}</FONT>' if parts else ""
 
     def _shape_line(self, text: str, colour: str = "#333333") -> str:

@@ -106,39 +106,28 @@ def alignment_warnings(result) -> list[Problem]:
 
 
 def coverage_warnings(result) -> list[Problem]:
-    """The last spatial layer before the spatial map is collapsed should see the whole input."""
-    consumers = result.graph.consumers()
-    by_name = {r.name: r for r in result.layers}
+    """An output whose elements each see only part of the input (a segmentation head with a small field).
+    Outputs that depend on every input position (after global pooling, a Linear over flattened positions,
+    a squeeze-and-excitation gate, attention) are global and fine."""
     out = []
     for row in result.layers:
-        rf = row.receptive_field
-        if rf is None:
+        field = row.field
+        if row.name not in result.graph.outputs or field is None or field.whole or field.lost:
             continue
-        users = consumers.get(row.name, [])
-        if users and any(u in by_name and by_name[u].receptive_field is not None for u in users):
+        axes = field.spatial or (field.tokens.axes if field.tokens else ())
+        extent = [_concrete(d, result) for d in field.extent]
+        sizes = [dims.as_int(a.size) for a in axes]
+        if len(sizes) != len(extent) or None in sizes or None in extent or all(f >= s for f, s in zip(sizes, extent)):
             continue
-        source = _spatial_input(result, len(rf))
-        if source is None:
-            continue
-        sizes = [_concrete(d, result) for d in source[2:]]
-        fields = [dims.as_int(a.size) for a in rf]
-        if all(s is not None and f is not None for s, f in zip(sizes, fields)) and any(
-            f < s for f, s in zip(fields, sizes)
-        ):
-            seen = "x".join(str(f) for f in fields)
-            whole = "x".join(str(s) for s in sizes)
-            out.append(
-                _warn(
-                    row,
-                    f"its receptive field is {seen}, smaller than the {whole} input: no output sees the whole image",
-                    "add layers, larger strides or dilation if global context matters",
-                )
+        seen, whole = "x".join(map(str, sizes)), "x".join(map(str, extent))
+        out.append(
+            _warn(
+                row,
+                f"each output element sees a {seen} window of the {whole} input: no output sees the whole input",
+                "add layers, larger strides or dilation, or a global branch, if global context matters",
             )
+        )
     return out
-
-
-def _spatial_input(result, rank: int):
-    return next((s for s in result.inputs.values() if len(s) == rank + 2), None)
 
 
 def _concrete(d, result):

@@ -99,6 +99,6 @@ class ShapeProbe:
                 row = _analyze_node(resolved, [self.shapes[s] for s in sources], fields, [])
             except RuleError:
                 raise UpstreamFailed(name) from None
-            self.shapes[name], self.fields[name] = row.output_shape, row.receptive_field
+            self.shapes[name], self.fields[name] = row.output_shape, row.field
             stack.pop()
         return self.shapes[target]

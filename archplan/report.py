@@ -63,21 +63,41 @@ def shape_text(shape) -> str:
     return "[" + ", ".join(dims.to_str(d) for d in shape) + "]"
 
 
-def rf_text(rf) -> str:
-    if rf is None:
-        return "-"
-    sizes = [dims.to_str(a.size) for a in rf]
+def _sizes_text(axes) -> str:
+    sizes = [dims.to_str(a.size) for a in axes]
     return "x".join(sizes) if len(set(sizes)) > 1 else sizes[0]
 
 
-def _rf_json(rf):
-    if rf is None:
+def rf_text(field) -> str:
+    """3x3, 'global' (every input position), '16 tokens' (flattened positions), '?' (not followed), '-'."""
+    if field is None or not (field.whole or field.lost or field.spatial or field.tokens):
+        return "-"
+    if field.whole:
+        return "global"
+    if field.lost:
+        return "?"
+    if field.spatial:
+        return _sizes_text(field.spatial)
+    return f"{_sizes_text(field.tokens.axes)} tokens"
+
+
+def _rf_json(field):
+    """JSON of a layer's receptive field: per spatial axis size/stride/padding; a global field is the input's
+    size with "global": true; flattened positions (tokens) carry "tokens": true; not followed: None."""
+    if field is None or field.lost:
         return None
-    return {
-        "size": [figure(a.size) for a in rf],
-        "stride": [figure(a.stride) for a in rf],
-        "padding": [figure(a.padding) for a in rf],
+    if field.whole:
+        return {"size": [figure(d) for d in field.extent], "global": True}
+    axes = field.spatial or (field.tokens.axes if field.tokens else ())
+    if not axes:
+        return None
+    out = {
+        "size": [figure(a.size) for a in axes],
+        "stride": [figure(a.stride) for a in axes],
+        "padding": [figure(a.padding) for a in axes],
+        "global": False,
     }
+    return out if field.spatial else {**out, "tokens": True}
 
 
 def to_json(result) -> dict:
@@ -102,7 +122,8 @@ def to_json(result) -> dict:
                 "macs": figure(row.macs),
                 "flops": figure(row.flops),
                 "activation_bytes": figure(row.elements * _dtype_bytes(result)),
-                "receptive_field": _rf_json(row.receptive_field),
+                "receptive_field": _rf_json(row.field),
+                **({"receptive_field_unknown": row.field.lost} if row.field is not None and row.field.lost else {}),
                 "line": row.node.line,
             }
             for row in result.layers
@@ -133,7 +154,7 @@ def rows(result) -> list[tuple]:
                 shape_text(row.output_shape),
                 human(row.params),
                 human(row.macs),
-                rf_text(row.receptive_field),
+                rf_text(row.field),
             )
         )
     return out

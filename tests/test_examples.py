@@ -69,10 +69,13 @@ def test_lenet_shapes_follow_the_reference_text():
     assert result.layers[0].output_shape == (1, 20, 24, 24)
 
 
-def test_squeeze_excitation_keeps_the_spatial_receptive_field():
+def test_squeeze_excitation_makes_the_receptive_field_global():
+    """The depthwise map times a gate computed from the whole map: every output pixel depends on every
+    input pixel (checked against gradients in test_receptive_field.py)."""
     result = analyze("efficientnet_b0")
-    scaled = result.layer("stage2.0.se_scale")  # depthwise map * a global [N, C, 1, 1] gate
-    assert scaled.receptive_field == result.layer("stage2.0.depthwise_act").receptive_field
+    assert result.layer("stage1.depthwise_act").receptive_field is not None  # still local before the gate
+    assert result.layer("stage1.se_pool").field.whole
+    assert result.layer("stage1.se_scale").field.whole and result.layer("stage7.project_bn").field.whole
     assert not result.warnings
 
 

@@ -80,3 +80,33 @@ def gradient_support(layers, pick):
     rf = result.layers[-1].receptive_field[0]
     start = i * rf.stride - rf.padding
     return support(x.grad), (max(start, 0), min(start + rf.size - 1, size - 1))
+
+
+def test_a_squeeze_excitation_gate_makes_the_field_global():
+    """conv 3x3 * sigmoid(conv 1x1(global pool)): one output pixel's gradient reaches every input pixel, and
+    the analysis says global (not the 3x3 of the spatial path)."""
+    layers = [
+        "{name: conv, op: conv2d, out_channels: 2, kernel_size: 3, padding: 1}",
+        "{name: pool, op: adaptiveavgpool2d, output_size: 1}",
+        "{name: fc, op: conv2d, out_channels: 2, kernel_size: 1}",
+        "{name: gate, op: sigmoid}",
+        "{name: scale, op: mul, in: [conv, gate]}",
+    ]
+    result = analyze(layers, [1, 1, 9, 9])
+    assert result.layer("conv").receptive_field[0].size == 3
+    assert result.layer("scale").field.whole and result.layer("scale").receptive_field is None
+    torch.manual_seed(0)
+    conv, fc = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(2, 2, 1)
+    x = torch.randn(1, 1, 9, 9, requires_grad=True)
+    features = conv(x)
+    out = features * torch.sigmoid(fc(features.mean(dim=(2, 3), keepdim=True)))
+    out[0, 0, 4, 4].backward()
+    assert bool((x.grad != 0).all())  # every pixel
+
+
+def test_a_linear_over_flattened_positions_is_global_and_the_flatten_keeps_tokens():
+    layers = ["{op: conv2d, out_channels: 2, kernel_size: 3}", "{op: flatten}", "{op: linear, out_features: 3}"]
+    result = analyze(layers, [1, 1, 8, 8])
+    flatten, linear = result.layers[1], result.layers[2]
+    assert flatten.field.tokens.axes[0].size == 3 and not flatten.field.whole
+    assert linear.field.whole

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Protocol, Sequence
 
 from .. import dims
 from ..errors import RuleError
+from .fields import AxisRF, Field, Merged, merge_fields, upsampled_rf, window_rf
 from .params import MISSING, Param
 
 Shape = tuple  # of dims (int or sympy.Expr)
@@ -29,37 +30,6 @@ FAMILY_COLOURS = {
 
 def family_colour(family: str) -> str:
     return FAMILY_COLOURS.get(family, FAMILY_COLOURS["other"])
-
-
-@dataclass(frozen=True)
-class AxisRF:
-    """Receptive field along one spatial axis (Araujo et al., Distill 2019): size r, jump (effective
-    stride) S and effective padding P; output index i sees input pixels [i*S - P, i*S - P + r - 1]."""
-
-    size: Any
-    stride: Any
-    padding: Any
-
-    @property
-    def center(self) -> Any:  # offset of the field's centre from i*S, for alignment checks
-        return dims.truediv(self.size - 1, 2) - self.padding
-
-    @classmethod
-    def from_center(cls, size: Any, stride: Any, center: Any) -> AxisRF:
-        return cls(size, stride, dims.truediv(size - 1, 2) - center)
-
-
-def upsampled_rf(rf: AxisRF, scale: Any, extra: Any, shift: Any) -> AxisRF:
-    """Upsampling by `scale`: the jump shrinks; output o sits at input (o + shift) / scale on average.
-    `extra` widens the field (neighbours read by interpolation or by a transposed kernel)."""
-    stride = dims.truediv(rf.stride, scale)
-    return AxisRF.from_center(rf.size + extra, stride, rf.center + shift * stride)
-
-
-def window_rf(rf: AxisRF, kernel: int, stride: int, pad_left: Any, dilation: int = 1) -> AxisRF:
-    """A sliding window (conv, pool): the standard recurrence."""
-    k_eff = dilation * (kernel - 1) + 1
-    return AxisRF(rf.size + (k_eff - 1) * rf.stride, rf.stride * stride, rf.padding + pad_left * rf.stride)
 
 
 @dataclass(frozen=True)
@@ -209,8 +179,8 @@ class Op:
     def macs(self, a: Args, ins: Sequence[Shape], out: Shape) -> Any:
         return 0
 
-    def receptive_field(self, a: Args, rfs: Sequence, ins: Sequence[Shape]) -> tuple | None:
-        """Per spatial axis AxisRF of the output; default: pointwise (same as the first input)."""
+    def receptive_field(self, a: Args, rfs: Sequence, ins: Sequence[Shape]) -> Field | None:
+        """The output's Field from the inputs' (ops/fields.py); default: pointwise, the first input's."""
         return rfs[0]
 
     def border_loss(self, a: Args, ins: Sequence[Shape]) -> list:
@@ -295,6 +265,9 @@ __all__ = [
     "variant",
     "window_rf",
     "upsampled_rf",
+    "Field",
+    "Merged",
+    "merge_fields",
     "format_shape",
     "MISSING",
     "Shape",

@@ -73,10 +73,10 @@ class ConvNd(Op):
             * dims.product(a.kernel_size)
         )
 
-    def receptive_field(self, a, rfs, ins):
+    def receptive_field(self, a, rfs, ins):  # the window's axes: the last n dims
         pads = self.pads(a, ins[0])
-        return tuple(
-            window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], a.dilation[i]) for i, rf in enumerate(rfs[0])
+        return rfs[0].windowed(
+            self.n, lambda i, rf: window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], a.dilation[i])
         )
 
     def border_loss(self, a, ins):
@@ -193,12 +193,12 @@ class ConvTransposeNd(Op):
 
     def receptive_field(self, a, rfs, ins):
         # output o reads inputs i = (o + p - t*d) / s for taps t: on average o sits at (o + p - (k_eff-1)/2) / s
-        out = []
-        for i, rf in enumerate(rfs[0]):
+        def rule(i, rf):
             k_eff, s = w.effective_kernel(a.kernel_size[i], a.dilation[i]), a.stride[i]
             extra = (dims.ceildiv(k_eff, s) - 1) * rf.stride
-            out.append(upsampled_rf(rf, s, extra, a.padding[i] - dims.truediv(k_eff - 1, 2)))
-        return tuple(out)
+            return upsampled_rf(rf, s, extra, a.padding[i] - dims.truediv(k_eff - 1, 2))
+
+        return rfs[0].windowed(len(a.kernel_size), rule)
 
     def describe(self, a):
         stride = f"/{w.compact(a.stride)}" if max(a.stride) > 1 else ""

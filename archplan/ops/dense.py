@@ -28,8 +28,9 @@ class Linear(Op):
     def macs(self, a, ins, out):
         return dims.product(ins[0][:-1]) * ins[0][-1] * a.out_features
 
-    def receptive_field(self, a, rfs, ins):
-        return None
+    def receptive_field(self, a, rfs, ins):  # mixes the last dim: global if it holds positions
+        field = rfs[0].mixing((len(ins[0]) - 1,))
+        return field.with_axes((*field.axes[:-1], None))
 
     weighs_features = True
 

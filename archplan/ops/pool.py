@@ -70,11 +70,10 @@ class PoolNd(Op):
         ]
         return (*x[:2], *out)
 
-    def receptive_field(self, a, rfs, ins):
+    def receptive_field(self, a, rfs, ins):  # the window's axes: the last n dims
         pads = self.pads(a, ins[0])
-        return tuple(
-            window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], self._dilation(a, i))
-            for i, rf in enumerate(rfs[0])
+        return rfs[0].windowed(
+            self.n, lambda i, rf: window_rf(rf, a.kernel_size[i], a.stride[i], pads[i][0], self._dilation(a, i))
         )
 
     def border_loss(self, a, ins):
@@ -137,7 +136,21 @@ class AdaptivePoolNd(Op):
         return (*x[: -self.n], *sizes)
 
     def receptive_field(self, a, rfs, ins):
-        return None  # windows of varying size: no single receptive field
+        """Output 1 covers the whole axis (global when every pooled axis does); an output that divides the
+        input is a plain window; other sizes use windows of varying size, which no single field describes."""
+        sizes = w.spatial(ins[0])[-self.n :]
+        wants = [size if want is None else want for size, want in zip(sizes, a.output_size)]
+        if all(want == 1 for want in wants):
+            return rfs[0].windowed(self.n, lambda i, rf: window_rf(rf, sizes[i], sizes[i], 0)).global_()
+        for size, want in zip(sizes, wants):
+            if dims.equal(size, want) is not True and dims.equal(dims.mod(size, want), 0) is not True:
+                return rfs[0].unknown(f"{self.name} to {want} uses windows of varying size", len(ins[0]))
+
+        def rule(i, rf):
+            k = dims.floordiv(sizes[i], wants[i])
+            return window_rf(rf, k, k, 0) if k != 1 else rf
+
+        return rfs[0].windowed(self.n, rule)
 
     def describe(self, a):
         if all(s == 1 for s in a.output_size):

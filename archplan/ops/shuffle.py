@@ -1,7 +1,7 @@
 """Pixel shuffles: depth to space (PixelShuffle) and space to depth (PixelUnshuffle), torch semantics.
 
 Both rearrange the last three dims (*, C, H, W) and cost 0 MACs (as torch's flop counter counts them).
-Receptive fields are tracked on [N, C, H, W] tensors, where H and W are archplan's spatial axes.
+Their receptive-field rules act on the last two dims (H and W), as the shuffles do.
 """
 
 from __future__ import annotations
@@ -42,10 +42,8 @@ class PixelShuffle(_Shuffle):
     def receptive_field(self, a, rfs, ins):
         # output pixel o reads input pixel floor(o / r): the field keeps its size, the jump shrinks by r and the
         # position is the average over the r phases (as for nearest upsampling)
-        if len(ins[0]) != 4:
-            return None
         r = a.upscale_factor
-        return tuple(upsampled_rf(rf, r, 0, -dims.truediv(r - 1, 2)) for rf in rfs[0])
+        return rfs[0].windowed(2, lambda i, rf: upsampled_rf(rf, r, 0, -dims.truediv(r - 1, 2)))
 
     def describe(self, a):
         return f"pixelshuffle x{a.upscale_factor}"
@@ -66,9 +64,7 @@ class PixelUnshuffle(_Shuffle):
 
     def receptive_field(self, a, rfs, ins):
         # each output position gathers an r x r block (one pixel per output channel): an r/r window
-        if len(ins[0]) != 4:
-            return None
-        return tuple(window_rf(rf, a.downscale_factor, a.downscale_factor, 0) for rf in rfs[0])
+        return rfs[0].windowed(2, lambda i, rf: window_rf(rf, a.downscale_factor, a.downscale_factor, 0))
 
     def describe(self, a):
         return f"pixelunshuffle /{a.downscale_factor}"

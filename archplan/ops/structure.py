@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from .. import dims
 from ..errors import RuleError
-from .base import AxisRF, Expression, Module, Op, format_shape, register, upsampled_rf
+from .base import AxisRF, Expression, Field, Merged, Module, Op, format_shape, merge_fields, register, upsampled_rf
 from .params import Choice, Floats, Int, Ints, Param, Sizes
 
 
@@ -16,12 +16,13 @@ def _axis(dim: int, rank: int, what: str = "dim") -> int:
     return dim % rank
 
 
-def _merge_rf(rfs):
-    """Largest field over the paths; analysis warns separately when they are misaligned."""
-    fields = [rf for rf in rfs if rf is not None]
-    if not fields or any(len(f) != len(fields[0]) for f in fields):
-        return None
-    return tuple(max((f[i] for f in fields), key=lambda a: dims.as_int(a.size) or 0) for i in range(len(fields[0])))
+def flattened_field(field: Field, start: int, end: int) -> Field:
+    """Dims start..end become one: spatial axes among them become Merged positions (tokens)."""
+    if start == end:
+        return field
+    region = field.axes[start : end + 1]
+    spatial = tuple(x for a in region if a is not None for x in (a.axes if isinstance(a, Merged) else (a,)))
+    return field.with_axes((*field.axes[:start], Merged(spatial) if spatial else None, *field.axes[end + 1 :]))
 
 
 class Elementwise(Op):
@@ -46,7 +47,7 @@ class Elementwise(Op):
         return tuple(out)
 
     def receptive_field(self, a, rfs, ins):
-        return _merge_rf(rfs)
+        return merge_fields(rfs, max(len(s) for s in ins))
 
     def describe(self, a):
         return self.name.lower()
@@ -97,7 +98,7 @@ class Concat(Op):
         return (*ins[0][:axis], total, *ins[0][axis + 1 :])
 
     def receptive_field(self, a, rfs, ins):
-        return _merge_rf(rfs)
+        return merge_fields(rfs, len(ins[0]))
 
     def describe(self, a):
         return "concat" if a.dim == 1 else f"concat dim {a.dim}"
@@ -124,7 +125,7 @@ class Flatten(Op):
         return (*shape[:start], dims.product(shape[start : end + 1]), *shape[end + 1 :])
 
     def receptive_field(self, a, rfs, ins):
-        return None
+        return flattened_field(rfs[0], *self.span(a, ins[0]))
 
     def flattened_spatial(self, a, shape):
         if len(shape) < 3:
@@ -179,17 +180,17 @@ class Upsample(Op):
         return dims.floordiv(size * ratio.numerator, ratio.denominator)
 
     def receptive_field(self, a, rfs, ins):
-        out = []
         x = ins[0]
-        for i, rf in enumerate(rfs[0]):
+
+        def rule(i, rf):
             if a.scale_factor is not None:
                 scale = Fraction(a.scale_factor[i if len(a.scale_factor) > i else 0]).limit_denominator(1000)
             else:
-                size = a.size[i if len(a.size) > i else 0]
-                scale = dims.truediv(size, x[2 + i])
+                scale = dims.truediv(a.size[i if len(a.size) > i else 0], x[2 + i])
             extra = 0 if a.mode == "nearest" else rf.stride  # interpolation reads the neighbour too
-            out.append(upsampled_rf(rf, scale, extra, -dims.truediv(scale - 1, 2)))
-        return tuple(out)
+            return upsampled_rf(rf, scale, extra, -dims.truediv(scale - 1, 2))
+
+        return rfs[0].windowed(len(x) - 2, rule)
 
     def describe(self, a):
         if a.scale_factor is not None:
@@ -225,14 +226,9 @@ class ZeroPad2d(Op):
 
     def receptive_field(self, a, rfs, ins):
         # torch pads the last two dims whatever the rank; padding comes last dim first: (left, right, top, bottom).
-        # Only those of the padded dims that are spatial (dim >= 2) carry a field: [N, C, T] pads C and T.
-        fields = list(rfs[0])
-        for k, before in enumerate(a.padding[0::2]):  # k = 0: the last dim
-            axis = len(fields) - 1 - k
-            if axis >= 0:
-                rf = fields[axis]
-                fields[axis] = AxisRF(rf.size, rf.stride, rf.padding + before * rf.stride)
-        return tuple(fields)
+        # Only those of the padded dims that are spatial carry a field: [N, C, T] pads C and T.
+        befores = (a.padding[2], a.padding[0])  # for dims -2 and -1
+        return rfs[0].windowed(2, lambda i, rf: AxisRF(rf.size, rf.stride, rf.padding + befores[i] * rf.stride))
 
     def describe(self, a):
         return f"zeropad {','.join(str(p) for p in a.padding)}"
