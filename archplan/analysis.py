@@ -177,8 +177,12 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
         if not isinstance(d, int) or d < 1:  # the message is built only when it may be needed
             recorder.positive(
                 d,
-                f"output size {dims.to_str(d)} at dim {i} is not positive: the input "
-                f"{format_shape(ins[0])} is too small for {op.describe(a)}",
+                f"output size {dims.to_str(d)} at dim {i} is not positive: "
+                + (
+                    f"the input {format_shape(ins[0])} is too small for {op.describe(a)}"
+                    if ins
+                    else "sizes must be >= 1"
+                ),
             )
     rf = op.receptive_field(a, in_rfs, ins) if any(r is not None for r in in_rfs) else None
     if rf is not None and len(rf.axes) != len(out):  # a rule that does not follow this rank
@@ -201,7 +205,8 @@ def totals(result: Analysis) -> dict:
         params = params + row.params
         buffers = buffers + row.buffers
         macs = macs + row.macs
-        elements = elements + row.elements
+        if row.node.inputs:  # a learned tensor (no input) is a weight, counted in params, not an activation
+            elements = elements + row.elements
     for shape in result.inputs.values():
         elements = elements + dims.product(shape)
     return {

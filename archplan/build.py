@@ -128,7 +128,10 @@ class _Lowering:
                 )
             inputs = self.resolve_inputs(spec, namespace, previous, full)
             entry = Entry(local, full, True)
-            if spec.when is not None and not self.condition(spec.when, env, full):
+            if spec.when is not None and not inputs:
+                self.error("when: a skipped layer passes its input on, and this one has none", spec.when.pos, full)
+                self.failed.add(full)
+            elif spec.when is not None and not self.condition(spec.when, env, full):
                 self.alias[full] = inputs[0]
                 entry.tensor, entry.present = inputs[0], False
             elif spec.block is not None:
@@ -153,8 +156,9 @@ class _Lowering:
         return out
 
     def resolve_inputs(self, spec: LayerSpec, namespace: dict, previous: str, layer: str) -> tuple:
-        if spec.inputs is None:
-            return (previous,)
+        if spec.inputs is None:  # the previous layer, except for ops that take no input (a learned tensor)
+            op_cls = ops.lookup(spec.op) if spec.op is not None else None
+            return () if op_cls is not None and op_cls.arity[1] == 0 else (previous,)
         resolved = []
         for ref in spec.inputs:
             head, _, rest = ref.partition(".")

@@ -15,7 +15,7 @@ from . import expr
 from .codegen_class import ClassContext, ClassInfo, ClassScope, symbolic_args
 from .codegen_errors import CodegenError, SymbolicValue
 from .pysource import call, comment_text, define, docstring, docstring_lines, literal, local_name, statement
-from .ops.base import IGNORE, Expression, format_shape
+from .ops.base import IGNORE, Expression, Tensor, format_shape
 from .ops.params import Dim, Int, Ints, Padding, Sizes
 from .symbols import choose
 from .wiring import local_names
@@ -44,6 +44,9 @@ class LayerWriter:
     def layer_refs(self, index: int) -> tuple:
         spec = self.d.layers[index]
         previous = self.locals[index - 1] if index else self.d.inputs[0]
+        nodes = [e.node for e in (inst.entries.get(self.locals[index]) for inst in self.instances) if e and e.node]
+        if spec.inputs is None and nodes and not self.gen.graph.nodes[nodes[0]].inputs:
+            return ()  # an op without inputs (a learned tensor)
         refs = tuple(spec.inputs) if spec.inputs is not None else (previous,)
         for ref in refs:
             if ref not in self.vars:
@@ -158,7 +161,7 @@ class LayerWriter:
         nodes = [self.gen.graph.nodes[entry.node] for _, entry in present]
         op = nodes[0].op
         emitted = [op.emit(n.args, [self.gen.shape(s) for s in n.inputs]) for n in nodes]
-        kinds = {getattr(m, "ctor", None) or m.template for m in emitted}
+        kinds = {_kind(m) for m in emitted}
         emit = op.emit
         if len(kinds) > 1:  # different constructors in different uses: one valid for all, if the op has it
             general = [op.emit_general(n.args, [self.gen.shape(s) for s in n.inputs]) for n in nodes]
@@ -166,7 +169,7 @@ class LayerWriter:
                 emit, emitted, kinds = (
                     op.emit_general,
                     general,
-                    {getattr(m, "ctor", None) or m.template for m in general},
+                    {_kind(m) for m in general},
                 )
         if len(kinds) > 1:
             raise self.error(
@@ -190,6 +193,11 @@ class LayerWriter:
         if isinstance(module, Expression):
             text = module.template.format(*inputs, all=", ".join(inputs), **dict(kwargs))
             self.forward += statement(f"{target} = {text}", indent, comment)
+            return
+        if isinstance(module, Tensor):  # a learned tensor: an attribute, read in forward
+            self.attrs.add(local)
+            self.init += statement(f"self.{local} = nn.Parameter({module.init.format(**dict(kwargs))})", indent)
+            self.forward += statement(f"{target} = self.{local}", indent, comment)
             return
         if module.helper:
             self.helpers.add((module.helper, module.ctor, module.base))
@@ -255,6 +263,10 @@ class LayerWriter:
         used = ", ".join(paths[:4]) + (", ..." if len(paths) > 4 else "")
         shown = self.shown_first[0].path
         return docstring_lines(f"Block {self.d.name}, used at {used}; comments show the shapes at {shown}.")
+
+
+def _kind(emission) -> str:
+    return getattr(emission, "ctor", None) or getattr(emission, "template", None) or emission.init
 
 
 def _unread(line: str, read: set) -> bool:

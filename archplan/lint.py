@@ -43,7 +43,7 @@ def border_warnings(result) -> list[Problem]:
 
 
 def _input_shape(result, row) -> tuple:
-    return result.shape_of(row.node.inputs[0])
+    return result.shape_of(row.node.inputs[0]) if row.node.inputs else ()
 
 
 def resolution_warnings(result) -> list[Problem]:

@@ -154,8 +154,11 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     modules = dict(model.named_modules())
     root = type(model).__name__
     checks = []
+    tensors = dict(model.named_parameters())
     for row in analysis.layers:
         sub = modules.get(row.name) if row.name in modules and row.name else None
+        if sub is None and row.name in tensors:  # a learned tensor (nn.Parameter) is its own layer
+            sub = torch.nn.ParameterList([tensors[row.name]])
         counted = flops.get(f"{root}.{row.name}") if sub is not None else None
         checks.append(
             LayerCheck(

@@ -106,3 +106,10 @@ def test_verify_refuses_sizes_that_do_not_fit(tmp_path):
     unet = Path(__file__).resolve().parent.parent / "examples" / "unet.yaml"
     output = assert_clean(run_cli("verify", str(unet), "--set", "H=80000", "--set", "W=80000"))
     assert "GiB" in output and "--set" in output
+
+
+def test_a_learned_tensor_cannot_be_skipped(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(_net(["  - {name: a, op: relu}", "  - {name: p, op: parameter, shape: [1, 8], when: false}"]))
+    output = assert_clean(run_cli("check", str(path)))
+    assert "a skipped layer passes its input on" in output

@@ -247,3 +247,24 @@ def test_merge_mismatches_are_errors(layer, shapes):
     result = analyze(layer, shapes)
     assert not result.ok
     assert "differs" in result.errors[0].message
+
+
+@FAST
+@given(
+    op=st.sampled_from(["add", "sub", "mul", "div"]),
+    a=st.lists(st.sampled_from([1, 2, 3]), min_size=1, max_size=4),
+    b=st.lists(st.sampled_from([1, 2, 3]), min_size=1, max_size=4),
+)
+def test_elementwise_broadcasting_matches_torch(op, a, b):
+    """torch's broadcasting: right-aligned dims, equal or 1; otherwise a located error naming both shapes."""
+    result = analyze(f"{{op: {op}, in: [x, y]}}", {"x": a, "y": b})
+    try:
+        expected = tuple(getattr(torch, op)(torch.ones(a), torch.ones(b)).shape)
+    except RuntimeError:
+        expected = None
+    assert result.ok == (expected is not None), (a, b, result.errors)
+    if expected is None:
+        assert str(a).replace(" ", "") in result.errors[0].message.replace(" ", "")
+        assert result.errors[0].line is not None
+    else:
+        assert result.layers[-1].output_shape == expected and result.layers[-1].macs == 0

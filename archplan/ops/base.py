@@ -45,6 +45,15 @@ class Module:
 
 
 @dataclass(frozen=True)
+class Tensor:
+    """Emission of a learned tensor: `nn.Parameter(<init>)` in __init__ (init: a template over `kwargs`, such as
+    "torch.full({shape}, {value})"), read as self.<name> in forward; its state_dict key is the layer's name."""
+
+    init: str
+    kwargs: tuple = ()
+
+
+@dataclass(frozen=True)
 class Expression:
     """Emission of a functional step in forward: a template over the inputs {0}, {1}, ... or {all} and
     the named values of `kwargs` ({dim})."""
@@ -257,6 +266,7 @@ __all__ = [
     "AxisRF",
     "Module",
     "Expression",
+    "Tensor",
     "Needs",
     "register",
     "lookup",

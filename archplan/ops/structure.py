@@ -71,6 +71,22 @@ class Mul(Elementwise):
 
 
 @register
+class Sub(Elementwise):
+    name = "Sub"
+    aliases = ("Subtract",)
+    symbol = "-"
+    arity = (2, 2)
+
+
+@register
+class Div(Elementwise):
+    name = "Div"
+    aliases = ("Divide",)
+    symbol = "/"
+    arity = (2, 2)
+
+
+@register
 class Concat(Op):
     family = "merge"
     name = "Concat"
