@@ -113,30 +113,58 @@ class Net:
             raise ArchplanError(errors, self.path)
         return graph
 
-    def analyze(self, values: dict[str, int] | None = None, dtype: str = "float32", strict: bool = False):
-        """Shapes, parameters, MACs, memory, receptive fields, constraints, warnings and errors."""
-        from .analysis import Analysis, analyze_graph
+    def analyze(
+        self, values: dict[str, int] | None = None, dtype: str = "float32", strict: bool = False, exact: bool = False
+    ):
+        """Shapes, parameters, MACs, memory, receptive fields, constraints, warnings and errors.
+
+        A net whose only free size is a batch dimension is analysed in plain integers (batch.py) unless
+        `exact`: figures are then polynomials in the batch symbol (batch.Batch) rather than sympy expressions.
+        """
+        values, bounds = self._checked(values)
+        result = None if exact else self._batch_analysis(values, bounds, dtype)
+        if result is None:
+            result = self._analysis(values, bounds, dtype)
+        if strict:
+            result.errors.extend(w.as_error() for w in result.warnings)
+            result.warnings = []
+        result.errors.sort(key=lambda p: (p.line or 0, p.column or 0))
+        return result
+
+    def _analysis(self, values: dict, bounds: list, dtype: str):
+        from .analysis import Analysis, analyze_graph, totals
         from .build import lower
         from .ir import Graph
 
-        values, bounds = self._checked(values)
         problems = list(self.problems) + bounds
         graph = None
         if self.spec is not None:
             graph, lowering = lower(self.spec, values)
             problems += lowering
         if graph is None:  # nothing to analyse: report the problems on an empty net
-            from .analysis import totals
-
             empty = Graph(self.spec.name if self.spec else "", "", {}, {}, (), {}, {}, {}, path=self.path)
             result = Analysis(empty, [], {}, {}, {}, problems, dtype=dtype)
             result.totals = totals(result)
             return result
-        result = analyze_graph(graph, dtype, problems)
-        if strict:
-            result.errors.extend(w.as_error() for w in result.warnings)
-            result.warnings = []
-        result.errors.sort(key=lambda p: (p.line or 0, p.column or 0))
+        return analyze_graph(graph, dtype, problems)
+
+    def _batch_analysis(self, values: dict, bounds: list, dtype: str):
+        """The analysis at N = a sentinel, read back as polynomials in N; None when that does not apply."""
+        from . import batch
+        from .ir import SymbolInfo
+
+        if self.spec is None or bounds:
+            return None
+        name = batch.batch_symbol(self.spec, [s for s in self.symbols if s not in values])
+        if name is None:
+            return None
+        result = self._analysis({**values, name: batch.SENTINEL}, bounds, dtype)
+        declared = self.spec.symbols.get(name)
+        info = SymbolInfo(name, None, None, declared.default) if declared else SymbolInfo(name, declared=False)
+        try:
+            batch.decode_result(result, name, info)
+        except batch.NotPolynomial:
+            return None
         return result
 
     def diagram(self, values: dict[str, int] | None = None, depth: int | None = None, show=()):

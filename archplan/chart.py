@@ -18,8 +18,7 @@ def _number(value, sizes: dict) -> float:
     if number is not None:
         return float(number)
     try:
-        concrete = value.subs({s: sizes.get(s.name, 1) for s in value.free_symbols})
-        return float(concrete)
+        return float(dims.at(value, {name: sizes.get(name, 1) for name in dims.symbol_names(value)}))
     except (AttributeError, TypeError, ValueError):
         raise ChartUnavailable(f"cannot evaluate {dims.to_str(value)} as a number; give sizes with --set") from None
 

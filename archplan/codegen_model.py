@@ -159,7 +159,7 @@ def resolve(net, values: dict) -> tuple[Sizes, ModelContext, object]:
     the analysis at them."""
     fixed, defaults, notes = dict(values), net.defaults(), []
     for _ in range(2):
-        analysis = net.analyze(fixed)
+        analysis = net.analyze(fixed, exact=True)  # sympy symbols: codegen prints and substitutes them
         if analysis.errors:
             raise ArchplanError(analysis.errors, net.path)
         gen = ModelGen(analysis)

@@ -35,7 +35,7 @@ def title_amount(value, what: str) -> str:
     text = amount(value)
     if len(text) <= TITLE_FORMULA:
         return f"{text} {what}"
-    names = sorted(str(s) for s in getattr(value, "free_symbols", ()))
+    names = sorted(dims.symbol_names(value))
     return f"{what}: a formula in {', '.join(names)}"
 
 

@@ -117,4 +117,45 @@ def to_str(x: Any) -> str:
         return str(x)
     if isinstance(x, Fraction):
         return f"{x.numerator}/{x.denominator}"
+    if _batch(x):
+        return str(x)
     return _sym().to_str(x)
+
+
+# -- presenting figures: ints, sympy expressions, or polynomials in a batch symbol (batch.Batch) ------------
+def _batch(x: Any) -> bool:
+    return type(x).__name__ == "Batch"
+
+
+def monomial(x: Any) -> tuple | None:
+    """(integer coefficient, the rest as text) for a single-term figure such as 4089184256*N; else None."""
+    if as_int(x) is not None or isinstance(x, (float, Fraction)):
+        return None
+    if _batch(x):
+        return x.monomial
+    coeff, rest = x.as_coeff_Mul()
+    if not coeff.is_Integer or not (rest.is_Mul or rest.is_Symbol or rest.is_Pow):
+        return None
+    return int(coeff), to_str(rest)
+
+
+def symbol_names(x: Any) -> set:
+    if _batch(x):
+        return {x.name}
+    return {str(s) for s in getattr(x, "free_symbols", ())}
+
+
+def at(x: Any, values: dict) -> Any:
+    """The figure with symbols replaced by values (name -> number); a number when all are given."""
+    if as_int(x) is not None or isinstance(x, (float, Fraction)):
+        return normalize(x)
+    if _batch(x):
+        return x.at(values[x.name]) if x.name in values else x
+    return normalize(x.xreplace({s: values[s.name] for s in x.free_symbols if s.name in values}))
+
+
+def parsable(x: Any) -> str:
+    """A formula as text that sympy.sympify reads back (JSON's symbolic figures)."""
+    if _batch(x):
+        return x.parsable()
+    return _sym().to_parsable(x)

@@ -60,7 +60,8 @@ def resolution_warnings(result) -> list[Problem]:
             mixed[node.name] = carried
         elif carried is not None and node.op.weighs_features:
             grid = "x".join(
-                dims.to_str(d) if isinstance(d, int) or d.is_Atom else f"({dims.to_str(d)})" for d in carried
+                dims.to_str(d) if dims.as_int(d) is not None or dims.to_str(d).isidentifier() else f"({dims.to_str(d)})"
+                for d in carried
             )
             count = f"{row.params:,}" if isinstance(row.params, int) else dims.to_str(row.params)
             out.append(
@@ -135,12 +136,7 @@ def _concrete(d, result):
     if number is not None:
         return number
     defaults = {name: info.default for name, info in result.graph.symbols.items() if info.default is not None}
-    if not defaults:
-        return None
-    from .symbols import symbol
-
-    value = d.xreplace({symbol(k): v for k, v in defaults.items()})
-    return dims.as_int(value)
+    return dims.as_int(dims.at(d, defaults)) if defaults else None
 
 
 def dead_layer_warnings(result) -> list[Problem]:

@@ -18,9 +18,7 @@ def figure(value) -> int | str:
         return number
     if isinstance(value, Fraction):
         return f"{value.numerator}/{value.denominator}"
-    from .symbols import to_parsable
-
-    return to_parsable(value)
+    return dims.parsable(value)
 
 
 def human(value) -> str:
@@ -46,17 +44,14 @@ def amount(value) -> str:
     number = dims.as_int(value)
     if number is not None:
         return short(number)
-    try:
-        coeff, rest = value.as_coeff_Mul()
-        if coeff.is_Integer and int(coeff) not in (1, -1):
-            return f"{short(int(coeff))}·{dims.to_str(rest)}"
-    except AttributeError:
-        pass
+    term = dims.monomial(value)
+    if term is not None and term[0] not in (1, -1):
+        return f"{short(term[0])}·{term[1]}"
     return dims.to_str(value)
 
 
 def _is_monomial(value) -> bool:
-    return dims.as_int(value) is not None or getattr(value, "is_Mul", False) or getattr(value, "is_Symbol", False)
+    return dims.as_int(value) is not None or dims.monomial(value) is not None
 
 
 def shape_text(shape) -> str:
@@ -188,9 +183,9 @@ def summary_lines(result) -> list[str]:
 def _bytes(value) -> str:
     number = dims.as_int(value)
     if number is None:
-        coeff, rest = value.as_coeff_Mul() if hasattr(value, "as_coeff_Mul") else (None, None)
-        if coeff is not None and coeff.is_Integer and int(coeff) > 1:  # 98696*N bytes -> 96.38 KiB·N
-            return f"{_bytes(int(coeff))}·{dims.to_str(rest)}"
+        term = dims.monomial(value)
+        if term is not None and term[0] > 1:  # 98696*N bytes -> 96.38 KiB·N
+            return f"{_bytes(term[0])}·{term[1]}"
         return dims.to_str(value) + " bytes"
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if number >= scale:
