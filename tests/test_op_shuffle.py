@@ -87,3 +87,82 @@ def test_generated_code_uses_the_torch_modules_and_verifies(tmp_path):
     source = generate_sources(net).files["model.py"]
     assert "self.down = nn.PixelUnshuffle(2)" in source and "self.up = nn.PixelShuffle(2)" in source
     assert verify(net).ok
+
+
+# -- ChannelShuffle -------------------------------------------------------------------------------------------
+
+
+def shuffled(x, groups: int):
+    """ShuffleNet's channel shuffle written out: (N, g, C/g, *) with dims 1 and 2 swapped, flattened back."""
+    n, c = x.shape[:2]
+    return x.reshape(n, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    groups=st.integers(1, 6),
+    c=st.integers(1, 12),
+    rest=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+    batch=st.integers(1, 2),
+)
+def test_channel_shuffle_matches_torch_and_the_reshape_transpose_reshape(groups, c, rest, batch):
+    shape = [batch, c, *rest]
+    result = analyze(f"{{op: channelshuffle, groups: {groups}}}", shape)
+    x = torch.randn(*shape)
+    try:
+        expected = measure(torch.nn.ChannelShuffle(groups), [x])
+    except RuntimeError:
+        expected = None
+    assert result.ok == (expected is not None), (groups, shape, result.errors)
+    if result.ok:
+        row = result.layers[-1]
+        assert (row.output_shape, row.params, row.buffers, row.macs) == expected == (tuple(shape), 0, 0, 0)
+        emitted = build(row, [tuple(shape)])
+        assert torch.equal(emitted(x), shuffled(x, groups))
+        assert torch.equal(torch.nn.ChannelShuffle(groups)(x), shuffled(x, groups))
+
+
+def test_channel_shuffle_divisibility_is_part_of_the_domain():
+    result = analyze("{op: channelshuffle, groups: 4}", ["N", "C", "H", "W"], symbols="symbols: {N: {}, C: {}}\n")
+    assert result.ok and "C % 4 == 0" in result.constraints
+    assert [str(d) for d in result.outputs["channelshuffle_1"]] == ["N", "C", "H", "W"]
+
+
+@pytest.mark.parametrize(
+    "layer,shape,expected",
+    [
+        ("{op: channelshuffle, groups: 4}", [2, 6, 3, 3], "channels (6) must be divisible by groups (4): 6 % 4 = 2"),
+        ("{op: channelshuffle, groups: 2}", [2, 6], "expects an input of 3 or more dims (N, C, *), received a 2-D"),
+        ("{op: channelshuffle, groups: 0}", [2, 6, 3], "groups: expected an integer >= 1, received 0"),
+        ("{op: channelshuffle}", [2, 6, 3], "ChannelShuffle requires the argument 'groups'"),
+    ],
+)
+def test_channel_shuffle_errors_are_located(layer, shape, expected):
+    result = analyze(layer, shape)
+    assert not result.ok
+    error = result.errors[0]
+    assert (error.line, error.layer) == (6, "channelshuffle_1") and expected in error.message, error
+
+
+def test_channel_shuffle_keeps_the_receptive_field():
+    layers = ["{op: conv2d, out_channels: 6, kernel_size: 3, stride: 2}", "{op: channelshuffle, groups: 3}"]
+    result = analyze(layers, [1, 2, 9, 9])
+    assert result.layers[-1].receptive_field == result.layers[0].receptive_field
+
+
+def test_shufflenet_unit_generates_nn_channelshuffle_and_verifies():
+    from archplan.codegen import generate_sources
+    from archplan.verify import load_module, verify
+
+    layers = [
+        "{name: gconv, op: conv2d, out_channels: 12, kernel_size: 1, groups: 3}",
+        "{name: shuffle, op: channelshuffle, groups: 3}",
+        "{name: dw, op: conv2d, out_channels: 12, kernel_size: 3, padding: 1, groups: 12}",
+    ]
+    net = archplan.loads(net_text(layers, {"x": [2, 6, 5, 5]}), "t.yaml")
+    source = generate_sources(net).files["model.py"]
+    assert "self.shuffle = nn.ChannelShuffle(3)" in source
+    assert verify(net).ok
+    model = load_module(source, "shufflenet_unit").build_model()
+    x = torch.randn(2, 12, 5, 5)
+    assert torch.equal(model.shuffle(x), shuffled(x, 3))

@@ -108,7 +108,6 @@ class Op:
     inferred: ClassVar[dict[str, str]] = {}  # argument name -> what it is inferred from (checked when given)
     always_emit: ClassVar[tuple] = ()  # arguments whose torch default differs from ours
     helper_classes: ClassVar[tuple] = ()  # classes its emission may define in model.py (Conv2dSame)
-    helper_classes: ClassVar[tuple] = ()  # classes its emission may define in model.py (Conv2dSame)
 
     # -- binding -----------------------------------------------------------------------------------
     @classmethod

@@ -1,13 +1,16 @@
-"""Pixel shuffles: depth to space (PixelShuffle) and space to depth (PixelUnshuffle), torch semantics.
+"""Shuffles, torch semantics: depth to space (PixelShuffle), space to depth (PixelUnshuffle) and the channel
+shuffle of ShuffleNet (ChannelShuffle).
 
-Both rearrange the last three dims (*, C, H, W) and cost 0 MACs (as torch's flop counter counts them).
-Their receptive-field rules act on the last two dims (H and W), as the shuffles do.
+The pixel shuffles rearrange the last three dims (*, C, H, W); their receptive-field rules act on the last two
+(H and W). ChannelShuffle permutes dim 1 only: shape and field unchanged. All cost 0 MACs (as torch's flop
+counter counts them).
 """
 
 from __future__ import annotations
 
 from .. import dims
-from .base import Module, Op, register, upsampled_rf, window_rf
+from ..errors import RuleError
+from .base import Module, Op, format_shape, register, upsampled_rf, window_rf
 from .params import Int
 
 
@@ -68,3 +71,30 @@ class PixelUnshuffle(_Shuffle):
 
     def describe(self, a):
         return f"pixelunshuffle /{a.downscale_factor}"
+
+
+@register
+class ChannelShuffle(Op):
+    """(N, g*k, *) viewed as (N, g, k, *), dims 1 and 2 swapped, viewed back: channel c*k + i goes to i*g + c."""
+
+    family = "reshape"
+    name = "ChannelShuffle"
+    params = {"groups": Int(minimum=1, doc="g: the channels (dim 1) split into g groups, then interleaved")}
+
+    def output_shape(self, a, ins, need):
+        x = ins[0]
+        if len(x) < 3:
+            raise RuleError(
+                f"{self.name} expects an input of 3 or more dims (N, C, *), received a {len(x)}-D tensor "
+                f"{format_shape(x)}"
+            )
+        need.divisible(
+            x[1], a.groups, f"{self.name}: channels ({dims.to_str(x[1])}) must be divisible by groups ({a.groups})"
+        )
+        return tuple(x)
+
+    def describe(self, a):
+        return f"channel shuffle g{a.groups}"
+
+    def emit(self, a, ins):
+        return Module("nn.ChannelShuffle", (("groups", a.groups),), 1)

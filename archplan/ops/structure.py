@@ -1,4 +1,4 @@
-"""Ops that merge or reshape tensors: add, mul, concat, flatten, upsample, zero padding."""
+"""Ops that merge or reshape tensors: add, sub, mul, div (torch broadcasting), concat, flatten, upsample."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from fractions import Fraction
 
 from .. import dims
 from ..errors import RuleError
-from .base import AxisRF, Expression, Field, Merged, Module, Op, format_shape, merge_fields, register, upsampled_rf
-from .params import Choice, Floats, Int, Ints, Param, Sizes
+from .base import Expression, Field, Merged, Module, Op, format_shape, merge_fields, register, upsampled_rf
+from .params import Choice, Floats, Int, Param, Sizes
 
 
 def _axis(dim: int, rank: int, what: str = "dim") -> int:
@@ -141,7 +141,10 @@ class Flatten(Op):
         return (*shape[:start], dims.product(shape[start : end + 1]), *shape[end + 1 :])
 
     def receptive_field(self, a, rfs, ins):
-        return flattened_field(rfs[0], *self.span(a, ins[0]))
+        """Spatial dims merged into one become tokens that remember their sizes (unflatten restores them)."""
+        from .layout import merged_field
+
+        return merged_field(rfs[0], tuple(ins[0]), *self.span(a, ins[0]))
 
     def flattened_spatial(self, a, shape):
         if len(shape) < 3:
@@ -226,29 +229,3 @@ class Upsample(Op):
         if a.align_corners is not None:
             kwargs.append(("align_corners", a.align_corners))
         return Module("nn.Upsample", tuple(kwargs))
-
-
-@register
-class ZeroPad2d(Op):
-    family = "reshape"
-    name = "ZeroPad2d"
-    ranks = (3, 4)
-    params = {"padding": Ints(n=4, minimum=0, doc="int or [left, right, top, bottom]")}
-
-    def output_shape(self, a, ins, need):
-        left, right, top, bottom = a.padding
-        x = ins[0]
-        return (*x[:-2], x[-2] + top + bottom, x[-1] + left + right)
-
-    def receptive_field(self, a, rfs, ins):
-        # torch pads the last two dims whatever the rank; padding comes last dim first: (left, right, top, bottom).
-        # Only those of the padded dims that are spatial carry a field: [N, C, T] pads C and T.
-        befores = (a.padding[2], a.padding[0])  # for dims -2 and -1
-        return rfs[0].windowed(2, lambda i, rf: AxisRF(rf.size, rf.stride, rf.padding + befores[i] * rf.stride))
-
-    def describe(self, a):
-        return f"zeropad {','.join(str(p) for p in a.padding)}"
-
-    def emit(self, a, ins):
-        p = a.padding
-        return Module("nn.ZeroPad2d", (("padding", p[0] if len(set(p)) == 1 else tuple(p)),))
