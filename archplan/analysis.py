@@ -200,15 +200,17 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
 
 
 def totals(result: Analysis) -> dict:
-    params = buffers = macs = elements = 0
+    """Sums over the layers; a symbolic sum is built once from all its terms (adding one term at a time
+    re-simplifies the growing sum at every step: quadratic on deep nets)."""
+    params, buffers, macs, elements = [], [], [], []
     for row in result.layers:
-        params = params + row.params
-        buffers = buffers + row.buffers
-        macs = macs + row.macs
+        params.append(row.params)
+        buffers.append(row.buffers)
+        macs.append(row.macs)
         if row.node.inputs:  # a learned tensor (no input) is a weight, counted in params, not an activation
-            elements = elements + row.elements
-    for shape in result.inputs.values():
-        elements = elements + dims.product(shape)
+            elements.append(row.elements)
+    elements += [dims.product(shape) for shape in result.inputs.values()]
+    params, buffers, macs, elements = (dims.total(terms) for terms in (params, buffers, macs, elements))
     return {
         "params": params,
         "trainable_params": params,

@@ -71,6 +71,17 @@ def dmax(a: Dim, b: Dim) -> Dim:
     return _sym().smax(a, b)
 
 
+def total(values) -> Dim:
+    """The sum of sizes or counts: plain ints add as ints; with formulas, one sympy Add of every term."""
+    ints = [v for v in values if isinstance(v, int)]
+    rest = [v for v in values if not isinstance(v, int)]
+    if not rest:
+        return sum(ints)
+    if all(type(v).__name__ == "Batch" for v in rest):
+        return sum(rest, sum(ints))
+    return normalize(_sym().add_all([sum(ints), *rest]))
+
+
 def product(values) -> Dim:
     result = 1
     for v in values:

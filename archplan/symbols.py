@@ -113,6 +113,10 @@ def ceildiv(a, b):
     return CeilDiv(a, b) if b.is_Integer else sympy.ceiling(a / b)
 
 
+def add_all(terms):
+    return sympy.Add(*[_as_expr(t) for t in terms])
+
+
 def truediv(a, b):
     return _as_expr(a) / _as_expr(b)
 

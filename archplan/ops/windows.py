@@ -54,8 +54,8 @@ def same_output(size: Any, stride: int) -> Any:
 def border_loss(size: Any, kernel: int, stride: int, before: Any, after: Any, dilation: int = 1) -> Any:
     """Input pixels at the far end that no window reads (only when windows tile, kernel >= stride)."""
     k_eff = effective_kernel(kernel, dilation)
-    if k_eff < stride:
-        return 0  # gaps between windows are by design
+    if k_eff < stride or stride == 1:
+        return 0  # gaps between windows are by design; a stride of 1 reads every position
     rest = dims.mod(size + before + after - k_eff, stride)
     if isinstance(rest, int) and isinstance(after, int):
         return max(rest - after, 0)
