@@ -54,7 +54,11 @@ class Condition:
     value: Any
     other: Any
     node: Node | None
-    message: str
+    text: Any  # the message, or a function that builds it (most conditions never need one)
+
+    @property
+    def message(self) -> str:
+        return self.text() if callable(self.text) else self.text
 
 
 @dataclass
@@ -101,15 +105,16 @@ class _Recorder:
             self.conditions.append(Condition("equal", a, b, self.node, message))
 
     def positive(self, x, message):
+        """x >= 1; `message` may be a function that builds it (called only if it is needed)."""
         if isinstance(x, int):
             if x < 1:
-                raise RuleError(message)
+                raise RuleError(message() if callable(message) else message)
             return
         from .symbols import is_positive
 
         decided = is_positive(x)
         if decided is False:
-            raise RuleError(message)
+            raise RuleError(message() if callable(message) else message)
         if decided is None:
             self.conditions.append(Condition("positive", x, None, self.node, message))
 
@@ -174,16 +179,8 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
     op.check_inputs(a, ins, recorder)
     out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
     for i, d in enumerate(out):
-        if not isinstance(d, int) or d < 1:  # the message is built only when it may be needed
-            recorder.positive(
-                d,
-                f"output size {dims.to_str(d)} at dim {i} is not positive: "
-                + (
-                    f"the input {format_shape(ins[0])} is too small for {op.describe(a)}"
-                    if ins
-                    else "sizes must be >= 1"
-                ),
-            )
+        if not isinstance(d, int) or d < 1:  # the message is built only when it is needed
+            recorder.positive(d, lambda d=d, i=i: _too_small(op, a, ins, d, i))
     rf = op.receptive_field(a, in_rfs, ins) if any(r is not None for r in in_rfs) else None
     if rf is not None and len(rf.axes) != len(out):  # a rule that does not follow this rank
         rf = rf.unknown(f"{op.name} changes the rank in a way its receptive-field rule does not follow", len(out))
@@ -197,6 +194,11 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
         rf,
         border,
     )
+
+
+def _too_small(op, a, ins: list, d, i: int) -> str:
+    why = f"the input {format_shape(ins[0])} is too small for {op.describe(a)}" if ins else "sizes must be >= 1"
+    return f"output size {dims.to_str(d)} at dim {i} is not positive: {why}"
 
 
 def totals(result: Analysis) -> dict:

@@ -144,7 +144,7 @@ def _split_products(conditions):
         if coeff.is_positive is not True or sum(n for _, n in sized) < 2 or any(f.is_Pow for f, _ in sized):
             out.append(c)
             continue
-        out.extend(type(c)("positive", f, None, c.node, c.message) for f, _ in sized)
+        out.extend(type(c)("positive", f, None, c.node, c.text) for f, _ in sized)
     return out
 
 

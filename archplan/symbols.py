@@ -122,7 +122,12 @@ def truediv(a, b):
 
 
 def mod(a, b):
-    return sympy.Mod(_as_expr(a), _as_expr(b))
+    """a % b; for a positive integer b, a - b*floor(a/b) with the cheap FloorDiv (sympy.Mod's evaluation costs
+    a millisecond per call and more on first use)."""
+    a, b = _as_expr(a), _as_expr(b)
+    if b.is_Integer and b > 0:
+        return a - b * FloorDiv(a, b)
+    return sympy.Mod(a, b)
 
 
 def smin(a, b):

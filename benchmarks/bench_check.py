@@ -1,89 +1,137 @@
-"""How fast is `archplan check`? Side by side with torchinfo, in one run, on this machine.
+"""`archplan check` and `archplan verify` side by side with torchinfo, in one run, as fresh processes.
 
-    python benchmarks/bench_check.py [--repeats 5]
+    pip install torchinfo   # the peer (also in the [dev] extra)
+    python benchmarks/bench_check.py [--repeats 5] [--quick]
 
-Prints medians and ratios:
-- `archplan check examples/resnet50.yaml --set N=1` end to end (a fresh process) vs a fresh process that
-  builds the same ResNet-50 in torch and runs `torchinfo.summary` (the usual way to get the same table);
-- scaling of the analysis itself over chains of 125 ... 1,000 layers (time per layer should stay flat);
-- the symbolic U-Net (`examples/unet.yaml`, H and W free) end to end.
+Every case runs exactly what users run (the README's commands, no --set) and the peer's usual equivalent
+(a fresh Python process that builds the module in torch and calls torchinfo.summary), alternating them so
+that machine load hits both alike; medians, then each claim with its measured ratio:
+- ResNet-50: the README's `archplan check examples/resnet50.yaml` vs torchinfo with 1 torch thread (and with
+  the default threads). Claim: at least 8x faster.
+- a symbolic 3,000-layer conv+ReLU chain ([N, 8, H, W]) vs torchinfo on the same module at 32x32. Claim: at
+  most 0.5x torchinfo's time.
+- growth: the time one more layer costs, from 1,000 to 10,000 layers, concrete and symbolic. Claim: the
+  per-layer cost at 10,000 is within 1.2x of that at 1,000 (linear).
+- the symbolic U-Net (`archplan check examples/unet.yaml`). Claim: under 0.7 s.
+- `archplan verify examples/resnet50.yaml` vs torchinfo (verify builds the model, runs it once and counts
+  every layer's FLOPs). Claim: no slower than torchinfo.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TORCHINFO = """
-import sys
-sys.path.insert(0, {tests!r})
-import torchinfo
-from torch_reference import resnet50
-torchinfo.summary(resnet50(), input_size=(1, 3, 224, 224), verbose=0)
-"""
+ARCHPLAN = [sys.executable, "-m", "archplan.cli"]
+TORCHINFO_RESNET = (
+    "import sys; sys.path.insert(0, {tests!r})\n"
+    "import torchinfo\nfrom torch_reference import resnet50\n"
+    "torchinfo.summary(resnet50(), input_size=(1, 3, 224, 224), verbose=0)\n"
+)
+TORCHINFO_CHAIN = (
+    "import torch, torchinfo\n"
+    "layers = []\n"
+    "for _ in range({pairs}):\n"
+    "    layers += [torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU()]\n"
+    "torchinfo.summary(torch.nn.Sequential(*layers), input_size=(1, 8, 32, 32), verbose=0)\n"
+)
 
 
-def wall(cmd: list[str], repeats: int) -> float:
-    times = []
+def chain(layers: int, symbolic: bool) -> str:
+    shape = "[N, 8, H, W]" if symbolic else "[1, 8, 32, 32]"
+    body = ["  - {op: conv2d, out_channels: 8, kernel_size: 3, padding: 1}", "  - {op: relu}"] * (layers // 2)
+    return "\n".join(["archplan: 1", "name: chain", "inputs:", f"  x: {shape}", "layers:", *body]) + "\n"
+
+
+def timed(cmd: list[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-500:]}")
+    return elapsed
+
+
+def side_by_side(commands: dict, repeats: int) -> dict:
+    """Median seconds per labelled command, the commands interleaved in each round."""
+    times: dict = {label: [] for label in commands}
     for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for label, (cmd, env) in commands.items():
+            times[label].append(timed(cmd, env))
+    return {label: statistics.median(values) for label, values in times.items()}
 
 
-def chain(n: int) -> str:
-    pair = "  - {op: conv2d, out_channels: 8, kernel_size: 3, padding: 1}\n  - {op: relu}"
-    layers = "\n".join(pair for _ in range(n // 2))
-    return f"archplan: 1\nname: chain\ninputs:\n  x: [1, 8, 32, 32]\nlayers:\n{layers}\n"
-
-
-def in_process(text: str, repeats: int, values=None) -> float:
-    import archplan
-
-    archplan.loads(text).analyze(values or {})  # warm-up: imports and caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = archplan.loads(text).analyze(values or {})
-        times.append(time.perf_counter() - start)
-        assert result.ok, result.errors
-    return statistics.median(times)
+def claim(text: str, ok: bool, measured: str) -> None:
+    print(f"  [{'ok' if ok else 'NOT MET'}] {text}: {measured}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="skip the 10,000-layer chains")
     args = parser.parse_args()
-    exe = str(Path(sys.executable).parent / "archplan")
+    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    tests = str(ROOT / "tests")
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print("ResNet-50 (README command, batch N symbolic)")
+        t = side_by_side(
+            {
+                "archplan check": ([*ARCHPLAN, "check", "examples/resnet50.yaml"], None),
+                "torchinfo, 1 thread": ([py, "-c", TORCHINFO_RESNET.format(tests=tests)], one_thread),
+                "torchinfo, default threads": ([py, "-c", TORCHINFO_RESNET.format(tests=tests)], None),
+                "archplan verify": ([*ARCHPLAN, "verify", "examples/resnet50.yaml"], None),
+            },
+            args.repeats,
+        )
+        for label, seconds in t.items():
+            print(f"  {label:28s} {seconds:7.3f} s")
+        ratio = t["torchinfo, 1 thread"] / t["archplan check"]
+        claim("check is at least 8x faster than torchinfo (1 thread)", ratio >= 8, f"{ratio:.1f}x")
+        ratio_default = t["torchinfo, default threads"] / t["archplan check"]
+        print(f"  (vs torchinfo with default threads: {ratio_default:.1f}x)")
+        ratio = t["archplan verify"] / t["torchinfo, 1 thread"]
+        claim("verify takes no longer than torchinfo (1 thread)", ratio <= 1, f"{ratio:.2f}x torchinfo's time")
 
-    ours = wall([exe, "check", "examples/resnet50.yaml", "--set", "N=1"], args.repeats)
-    print(f"archplan check resnet50 (process):   {ours * 1000:7.0f} ms")
-    try:
-        import torchinfo  # noqa: F401
+        print("Symbolic 3,000-layer conv+ReLU chain")
+        path = folder / "chain3000.yaml"
+        path.write_text(chain(3000, True))
+        t = side_by_side(
+            {
+                "archplan check": ([*ARCHPLAN, "check", str(path)], None),
+                "torchinfo, 1 thread": ([py, "-c", TORCHINFO_CHAIN.format(pairs=1500)], one_thread),
+            },
+            max(3, args.repeats // 2),
+        )
+        for label, seconds in t.items():
+            print(f"  {label:28s} {seconds:7.3f} s")
+        ratio = t["archplan check"] / t["torchinfo, 1 thread"]
+        claim("at most 0.5x torchinfo's time", ratio <= 0.5, f"{ratio:.2f}x")
 
-        code = TORCHINFO.format(tests=str(ROOT / "tests"))
-        peer = wall([sys.executable, "-c", code], args.repeats)
-        print(f"torchinfo.summary resnet50 (process): {peer * 1000:6.0f} ms")
-        print(f"ratio torchinfo / archplan:           {peer / ours:7.1f}x  (target >= 5x)")
-    except ImportError:
-        print("torchinfo is not installed: pip install torchinfo torch==2.13.0 to compare")
+        print("Growth per layer (time of N layers minus time of 100 layers, divided by N - 100)")
+        sizes = (1_000, 3_000) if args.quick else (1_000, 10_000)
+        for symbolic in (False, True):
+            paths = {n: folder / f"g{n}{symbolic}.yaml" for n in (100, *sizes)}
+            for n, p in paths.items():
+                p.write_text(chain(n, symbolic))
+            t = side_by_side({n: ([*ARCHPLAN, "check", str(p)], None) for n, p in paths.items()}, 3)
+            per = {n: (t[n] - t[100]) / (n - 100) * 1000 for n in sizes}
+            kind = "symbolic" if symbolic else "concrete"
+            print(f"  {kind}: " + ", ".join(f"{n:,} layers {t[n]:.2f} s ({per[n]:.3f} ms/layer)" for n in sizes))
+            growth = per[sizes[1]] / per[sizes[0]]
+            claim(f"{kind} per-layer cost stays within 1.2x", growth <= 1.2, f"{growth:.2f}x")
 
-    print("\nchain length   analysis ms   us per layer")
-    per_layer = []
-    for n in (125, 250, 500, 1000):
-        seconds = in_process(chain(n), args.repeats)
-        per_layer.append(seconds / n)
-        print(f"{n:12d}   {seconds * 1000:11.1f}   {seconds / n * 1e6:12.1f}")
-    print(f"per-layer cost, 1000 vs 125 layers:   {per_layer[-1] / per_layer[0]:7.2f}x  (1.0 = linear)")
-
-    symbolic = wall([exe, "check", "examples/unet.yaml"], args.repeats)
-    print(f"\narchplan check unet, symbolic H, W:  {symbolic * 1000:7.0f} ms  (target < 2000 ms)")
+        print("Symbolic U-Net (H and W free)")
+        t = side_by_side({"unet": ([*ARCHPLAN, "check", "examples/unet.yaml"], None)}, args.repeats)
+        claim("under 0.7 s", t["unet"] < 0.7, f"{t['unet']:.3f} s")
 
 
 if __name__ == "__main__":
