@@ -121,11 +121,11 @@ class ClassScope:
         return f"in_{suffix}" if len(self.d.inputs) == 1 else f"{self.d.inputs[index]}_{suffix}"
 
     # -- printing ----------------------------------------------------------------------------------------
-    def written(self, raw, integer: bool) -> str | None:
+    def written(self, raw, integer: bool, keep=None) -> str | None:
         """The author's expression, printed over the class's names; None when it uses none of them (a
-        constant, written as its value)."""
+        constant, written as its value). `keep` (in forward): name -> the attribute that keeps it."""
         if isinstance(raw, list):
-            items = [self.written(item, integer) for item in raw]
+            items = [self.written(item, integer, keep) for item in raw]
             if all(i is None for i in items):
                 return None
             texts = [i if i is not None else literal(item) for i, item in zip(items, raw)]
@@ -142,20 +142,25 @@ class ClassScope:
         if missing:  # net symbols left free in model.py: they need values
             raise SymbolicValue(missing)
         self.used.update(self.names[n] for n in parsed.names if n in self.own and n not in self.d.args)
-        return parsed.to_python(self.names, integer)
+        names = (
+            self.names if keep is None else {**self.names, **{n: keep(self.names[n]) for n in parsed.names & self.own}}
+        )
+        return parsed.to_python(names, integer)
 
-    def size(self, value, param: str, per_instance: dict) -> str:
+    def size(self, value, param: str, per_instance: dict, keep=None) -> str:
         """A size computed from the arguments; where it depends on the input's resolution, a constructor
-        argument that the caller fills with the number (the net class writes the number itself)."""
+        argument that the caller fills with the number (the net class writes the number itself). `keep` as
+        for written()."""
         if self.d.is_net:
             return literal(value)
-        if value in self.spelled:
+        if value in self.spelled and keep is None:
             return self.spelled[value]
+        printed = self.printed if keep is None else {s: keep(source) for s, source in self.printed.items()}
         try:
-            text = python_source(value, self.printed)
+            text = python_source(value, printed)
         except Unprintable:
             self.extras[param] = {path: literal(v) for path, v in per_instance.items()}
-            return param
+            return param if keep is None else keep(param)
         self.used.update(self.size_of[s] for s in getattr(value, "free_symbols", ()) if s in self.size_of)
         return text
 

@@ -39,6 +39,7 @@ class LayerWriter:
         self.forward: list[str] = []
         self.attrs: set = set()
         self.helpers: set = set()
+        self.kept: dict = {}  # argument or size -> the attribute forward reads it from
 
     # -- reading the definition ---------------------------------------------------------------------
     def layer_refs(self, index: int) -> tuple:
@@ -135,6 +136,12 @@ class LayerWriter:
                 self.codes[local] = tuple(choose(formula, p, a) for p, a in zip(present, absent))
         self.forward += [f"        if {test}:", *body_forward]
 
+    def keep(self, source: str) -> str:
+        """`self.<attr>` for an argument that forward reads (stored in __init__ as self.<attr> = <source>)."""
+        if source not in self.kept:
+            self.kept[source] = self.unique_attr(source)
+        return f"self.{self.kept[source]}"
+
     def unique_attr(self, name: str) -> str:
         while name in self.attrs or name in self.locals:
             name += "_"
@@ -186,7 +193,8 @@ class LayerWriter:
         except Exception:  # a rule that needs numbers: these sizes are then printed per use
             self.codes[local] = tuple(sympy.Dummy(f"{local}{i}", integer=True) for i in range(rank))
             symbolic = None
-        kwargs = self.kwargs(op, index, emitted, symbolic, [inst.path for inst, _ in present])
+        forward = isinstance(emitted[0], Expression)  # its arguments are read in forward, from attributes
+        kwargs = self.kwargs(op, index, emitted, symbolic, [inst.path for inst, _ in present], forward)
         inputs = [self.vars[r] for r in refs]
         target, comment = self.vars[local], self.shape_comment(index)
         module = emitted[0]
@@ -209,7 +217,7 @@ class LayerWriter:
         self.init += call(f"self.{local}", module.ctor, args, indent)
         self.forward += statement(f"{target} = self.{local}({', '.join(inputs)})", indent, comment)
 
-    def kwargs(self, op, index: int, emitted: list, symbolic, paths: list) -> list:
+    def kwargs(self, op, index: int, emitted: list, symbolic, paths: list, forward: bool = False) -> list:
         """(name, source) per constructor argument: the author's expression, a size computed from the
         arguments, or a constant (which must then be the same in every use)."""
         spec, local = self.d.layers[index], self.locals[index]
@@ -221,13 +229,14 @@ class LayerWriter:
         out = []
         for name in names:
             param, raw = op.params.get(name), spec.args.get(name)
-            text = self.scope.written(raw.value, isinstance(param, _INTEGER_PARAMS)) if raw is not None else None
+            keep = self.keep if forward else None
+            text = self.scope.written(raw.value, isinstance(param, _INTEGER_PARAMS), keep) if raw is not None else None
             values = [dict(m.kwargs).get(name, _default(param)) for m in emitted]
             formula = formulas.get(name)
             if text is not None and getattr(formula, "free_symbols", None):
                 self.scope.spelled.setdefault(formula, text)
             if text is None and not self.d.is_net and getattr(formula, "free_symbols", None):
-                text = self.scope.size(formula, f"{local}_{name}", dict(zip(paths, values)))
+                text = self.scope.size(formula, f"{local}_{name}", dict(zip(paths, values)), keep)
             elif text is None:
                 if any(v != values[0] or type(v) is not type(values[0]) for v in values):
                     raise self.error(
@@ -244,7 +253,8 @@ class LayerWriter:
     def context(self, info: ClassInfo) -> ClassContext:
         params = [_param_text(p) for p in info.params]
         inputs = [f"{self.vars[n]}: torch.Tensor" for n in self.d.inputs]
-        init = define("__init__", ["self", *params], "None") + ["        super().__init__()", *self.init]
+        kept = [f"        self.{attr} = {source}" for source, attr in self.kept.items()]
+        init = define("__init__", ["self", *params], "None") + ["        super().__init__()", *kept, *self.init]
         if self.d.is_net:
             outputs = [self.vars[local] for local in self.gen.net_output_locals(self)]
             result = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"

@@ -82,6 +82,30 @@ def total(values) -> Dim:
     return normalize(_sym().add_all([sum(ints), *rest]))
 
 
+def is_whole(x: Any) -> bool:
+    """x is decidedly an integer."""
+    if as_int(x) is not None:
+        return True
+    return is_expr(x) and bool(getattr(x, "is_integer", False))
+
+
+def divided(x: Any, y: Any) -> Any:
+    """x / y, with common factors of symbolic sizes cancelled ((4*H - 8)*W / 4 is (H - 2)*W)."""
+    q = truediv(x, y)
+    if is_expr(q) and not q.is_integer:
+        q = _sym().cancelled(q)
+    return q
+
+
+def is_multiple(x: Any, y: Any) -> bool:
+    """x is decidedly y times an integer of at least 2 (so y is a proper part of x)."""
+    q = divided(x, y)
+    number = as_int(q)
+    if number is not None:
+        return number >= 2
+    return is_whole(q) and equal(q, 1) is not True
+
+
 def product(values) -> Dim:
     result = 1
     for v in values:

@@ -179,8 +179,9 @@ def _free(c):
 def _cross_text(c) -> str:
     if c.kind == "equal":
         return f"{to_str(c.value)} == {to_str(c.other)}"
-    if c.kind == "integer":
-        return f"{to_str(c.value)} is an integer"
+    if c.kind == "integer":  # p/q is an integer: written p % q == 0 when q is a number
+        p, q = sympy.fraction(sympy.together(c.value))
+        return f"{to_str(p)} % {to_str(q)} == 0" if q.is_Integer and q != 1 else f"{to_str(c.value)} is an integer"
     return f"{to_str(c.value)} >= 1"
 
 

@@ -113,6 +113,10 @@ def ceildiv(a, b):
     return CeilDiv(a, b) if b.is_Integer else sympy.ceiling(a / b)
 
 
+def cancelled(q):
+    return sympy.factor(sympy.cancel(q))
+
+
 def add_all(terms):
     return sympy.Add(*[_as_expr(t) for t in terms])
 

@@ -33,9 +33,12 @@ class AxisRF:
 
 @dataclass(frozen=True)
 class Merged:
-    """Spatial axes flattened into one dim: each position along it keeps the field of these axes."""
+    """Spatial axes flattened into one dim (tokens): each position along it keeps the field of these axes.
+    `parts` ((size, entry), ...), outer first, remembers what was merged while the dim's size still equals
+    their product, so that a reshape splitting it back into exactly these sizes restores the axes."""
 
     axes: tuple  # AxisRF per merged spatial axis
+    parts: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,85 @@ def merge_fields(fields: list, rank: int) -> Field | None:
         else:
             axes.append(next((a for a in candidates if a is not None), None))
     return Field(tuple(axes), extent, False, lost)
+
+
+# -- fields through reshapes -------------------------------------------------------------------------------
+def _atoms(size: Any, entry: Any) -> list:
+    """The pieces a dim is made of: a Merged dim its parts (while their sizes still make the dim), else itself."""
+    if isinstance(entry, Merged) and entry.parts and dims.equal(dims.product(s for s, _ in entry.parts), size) is True:
+        return list(entry.parts)
+    return [(size, entry)]
+
+
+def _joined(atoms: list) -> Any:
+    """The entry of a dim made of these pieces: the piece itself, Merged over spatial pieces, else None."""
+    if len(atoms) == 1:
+        return atoms[0][1]
+    spatial = tuple(x for _, e in atoms if e is not None for x in (e.axes if isinstance(e, Merged) else (e,)))
+    if not spatial:
+        return None
+    if any(isinstance(e, Merged) for _, e in atoms):  # positions already flattened without their sizes
+        return Merged(spatial)
+    return Merged(spatial, tuple(atoms))
+
+
+def merged_field(field: Field, shape: tuple, start: int, end: int) -> Field:
+    """Dims start..end become one (flatten): spatial entries among them become Merged."""
+    if start == end:
+        return field
+    region = zip(shape[start : end + 1], field.axes[start : end + 1])
+    atoms = [atom for size, entry in region for atom in _atoms(size, entry)]
+    return field.with_axes((*field.axes[:start], _joined(atoms), *field.axes[end + 1 :]))
+
+
+def regroup(atoms: list, out: tuple) -> list | None:
+    """Which pieces make each output dim (outer first); None when an output dim would cut a spatial piece."""
+    atoms, i, groups = list(atoms), 0, []
+    for size in out:
+        group, p = [], 1
+        if dims.equal(size, 1) is True:  # a size-1 dim takes a size-1 piece if one comes next, else is new
+            if i < len(atoms) and dims.equal(atoms[i][0], 1) is True:
+                group.append(atoms[i])
+                i += 1
+            groups.append(group)
+            continue
+        while dims.equal(p, size) is not True:
+            if i == len(atoms):
+                return None
+            piece, entry = atoms[i]
+            q = p * piece
+            if dims.equal(q, size) is True or dims.is_multiple(size, q):
+                group.append(atoms[i])
+                i, p = i + 1, q
+            elif entry is None and dims.is_multiple(size, p) and dims.is_multiple(piece, dims.divided(size, p)):
+                part = dims.divided(size, p)  # channels split: the dim ends inside this piece
+                group.append((part, None))
+                atoms[i] = (dims.divided(piece, part), None)
+                p = size
+            else:
+                return None
+        groups.append(group)
+    if any(dims.equal(s, 1) is not True for s, _ in atoms[i:]):
+        return None
+    return groups
+
+
+def reshaped_field(field: Field, in_shape: tuple, out_shape: tuple) -> Field:
+    """The field after a reshape: dims of equal sizes keep their entries; spatial dims merged into one become
+    Merged; Merged split into exactly their parts get their entries back; any other cut of positions is unknown."""
+    if len(field.axes) != len(in_shape):
+        return field.unknown("the field does not follow the input's dims", len(out_shape))
+    atoms = [atom for size, entry in zip(in_shape, field.axes) for atom in _atoms(size, entry)]
+    if all(entry is None for _, entry in atoms):
+        return field.with_axes((None,) * len(out_shape))
+    groups = regroup(atoms, tuple(out_shape))
+    if groups is None:
+        shapes = [f"[{', '.join(dims.to_str(d) for d in shape)}]" for shape in (in_shape, out_shape)]
+        reason = f"a reshape from {shapes[0]} to {shapes[1]} cuts spatial positions apart"
+        return field.unknown(reason, len(out_shape))
+    return field.with_axes(_joined(g) for g in groups)
+
+
+def opaque(entry: Any) -> Any:
+    """A dim whose size no longer matches what it merged keeps its positions, not its parts."""
+    return Merged(entry.axes) if isinstance(entry, Merged) else entry

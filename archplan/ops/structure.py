@@ -6,7 +6,8 @@ from fractions import Fraction
 
 from .. import dims
 from ..errors import RuleError
-from .base import Expression, Field, Merged, Module, Op, format_shape, merge_fields, register, upsampled_rf
+from .fields import merged_field
+from .base import Expression, Module, Op, format_shape, merge_fields, register, upsampled_rf
 from .params import Choice, Floats, Int, Param, Sizes
 
 
@@ -14,15 +15,6 @@ def _axis(dim: int, rank: int, what: str = "dim") -> int:
     if not -rank <= dim < rank:
         raise RuleError(f"{what} {dim} is out of range for a {rank}-D tensor (expected {-rank} to {rank - 1})")
     return dim % rank
-
-
-def flattened_field(field: Field, start: int, end: int) -> Field:
-    """Dims start..end become one: spatial axes among them become Merged positions (tokens)."""
-    if start == end:
-        return field
-    region = field.axes[start : end + 1]
-    spatial = tuple(x for a in region if a is not None for x in (a.axes if isinstance(a, Merged) else (a,)))
-    return field.with_axes((*field.axes[:start], Merged(spatial) if spatial else None, *field.axes[end + 1 :]))
 
 
 class Elementwise(Op):
@@ -59,7 +51,6 @@ class Elementwise(Op):
 @register
 class Add(Elementwise):
     name = "Add"
-    aliases = ("Sum",)
     symbol = "+"
 
 
@@ -142,8 +133,6 @@ class Flatten(Op):
 
     def receptive_field(self, a, rfs, ins):
         """Spatial dims merged into one become tokens that remember their sizes (unflatten restores them)."""
-        from .layout import merged_field
-
         return merged_field(rfs[0], tuple(ins[0]), *self.span(a, ins[0]))
 
     def flattened_spatial(self, a, shape):
