@@ -1,9 +1,11 @@
 """Build the generated model in torch and compare it, layer by layer, with the analysis.
 
 Shapes come from the generated forward itself: every layer is a named local variable of the forward of
-the module that owns it, so a profiler hook reads them when each forward returns (functional steps such
+the module that owns it, so a trace function reads them when each forward returns (functional steps such
 as add and concat included). Parameters and buffers are counted on the submodule named after the layer;
-FLOPs per submodule come from torch.utils.flop_counter.FlopCounterMode (2 FLOPs per multiply-add).
+FLOPs per submodule come from torch's own formulas (torch.utils.flop_counter, 2 FLOPs per multiply-add):
+applied by forward hooks to the aten op each leaf module runs, or by FlopCounterMode when functional steps do
+arithmetic that hooks cannot see.
 """
 
 from __future__ import annotations
@@ -93,36 +95,89 @@ def load_module(source: str, name: str):
     return module
 
 
-def _capture(model, module_classes, inputs):
-    """Run the model; returns ({layer: shape} from every generated forward's locals, flop counts)."""
+def _capture(model, module_classes, inputs, counter: bool):
+    """Run the model; returns ({layer: shape} from every generated forward's locals, {layer: FLOPs}, total
+    FLOPs, outputs). FLOPs: torch's own formulas (torch.utils.flop_counter) for the aten op each leaf module
+    runs, read by forward hooks; or, when functional steps do arithmetic (matmul), FlopCounterMode itself,
+    whose first use imports torch._dynamo (over 800 modules, a second or more)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     codes = {cls.forward.__code__ for cls in module_classes}
     paths = {id(m): name for name, m in model.named_modules()}
     shapes: dict[str, tuple] = {}
 
-    def profile(frame, event, arg):
-        if event != "return" or frame.f_code not in codes:
-            return
-        owner = frame.f_locals.get("self")
-        path = paths.get(id(owner))
-        if path is None:
-            return
-        for local, value in frame.f_locals.items():
-            if isinstance(value, torch.Tensor):
-                shapes.setdefault(f"{path}.{local}" if path else local, tuple(value.shape))
+    def record(frame, event, arg):  # traces only the generated forwards, and only their return
+        if event == "return":
+            path = paths.get(id(frame.f_locals.get("self")))
+            for local, value in frame.f_locals.items() if path is not None else ():
+                if isinstance(value, torch.Tensor):
+                    shapes.setdefault(f"{path}.{local}" if path else local, tuple(value.shape))
+        return record
 
-    counter = FlopCounterMode(display=False)
-    previous = sys.getprofile()
-    with torch.no_grad(), counter:
-        sys.setprofile(profile)
+    def trace(frame, event, arg):
+        return record if frame.f_code in codes else None
+
+    hooks = _FlopHooks(model) if not counter else None
+    if counter:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        mode = FlopCounterMode(display=False)
+    else:
+        import contextlib
+
+        mode = contextlib.nullcontext()
+    previous = sys.gettrace()
+    with torch.no_grad(), mode:
+        sys.settrace(trace)
         try:
             outputs = model(*inputs)
         finally:
-            sys.setprofile(previous)
+            sys.settrace(previous)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    return shapes, counter.get_flop_counts(), outputs
+    if hooks is not None:
+        hooks.remove()
+        return shapes, hooks.flops, sum(hooks.flops.values()), outputs
+    root = type(model).__name__
+    counts = mode.get_flop_counts()
+    flops = {name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name in paths.values() if name}
+    return shapes, flops, int(sum(counts.get("Global", {}).values())), outputs
+
+
+class _FlopHooks:
+    """FLOPs of every leaf module call, from torch's registered formula for the aten op the module runs."""
+
+    def __init__(self, model):
+        self.flops: dict[str, int] = {}
+        self.handles = [
+            module.register_forward_hook(self.hook(name))
+            for name, module in model.named_modules()
+            if name and not any(True for _ in module.children())
+        ]
+
+    def hook(self, name: str):
+        def record(module, args, out):
+            self.flops[name] = self.flops.get(name, 0) + _module_flops(module, args, out)
+
+        return record
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _module_flops(module, args, out) -> int:
+    from math import prod
+
+    from torch import nn
+    from torch.utils import flop_counter as fc
+
+    x = args[0]
+    if isinstance(module, nn.modules.conv._ConvNd):  # aten.convolution
+        transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
+        return fc.conv_flop_count(list(x.shape), list(module.weight.shape), list(out.shape), transposed=transposed)
+    if isinstance(module, nn.Linear):  # aten.addmm (aten.mm without bias) on the input's 2-D view
+        return fc.mm_flop([prod(x.shape[:-1]), x.shape[-1]], [module.in_features, module.out_features])
+    return 0  # no arithmetic torch's counter counts (norms, activations, pools, reshapes)
 
 
 def verify(net, values: dict | None = None, seed: int = 0) -> Report:
@@ -147,19 +202,18 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     try:
         model = module.build_model().eval()
         inputs = [torch.randn(tuple(int(d) for d in shape)) for shape in analysis.inputs.values()]
-        shapes, flops, outputs = _capture(model, classes, inputs)
+        counter = any(_functional_arithmetic(row, analysis) for row in analysis.layers)
+        shapes, flops, total_flops, outputs = _capture(model, classes, inputs, counter)
     except (MemoryError, RuntimeError) as exc:  # allocation failures (the estimate is a bound, not a promise)
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CodegenError(f"running the net at {_sizes(generated.sizes.concrete)} failed: {first}") from None
     modules = dict(model.named_modules())
-    root = type(model).__name__
     checks = []
     tensors = dict(model.named_parameters())
     for row in analysis.layers:
         sub = modules.get(row.name) if row.name in modules and row.name else None
         if sub is None and row.name in tensors:  # a learned tensor (nn.Parameter) is its own layer
             sub = torch.nn.ParameterList([tensors[row.name]])
-        counted = flops.get(f"{root}.{row.name}") if sub is not None else None
         checks.append(
             LayerCheck(
                 row.name,
@@ -170,7 +224,7 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
                 int(dims.normalize(row.buffers)),
                 None if sub is None else sum(b.numel() for b in sub.buffers()),
                 2 * int(dims.normalize(row.macs)),
-                None if sub is None else int(sum((counted or {}).values())),
+                None if sub is None else flops.get(row.name, 0),
             )
         )
     totals = analysis.totals
@@ -179,10 +233,20 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     total_rows = (
         ("params", int(dims.normalize(totals["params"])), sum(p.numel() for p in model.parameters())),
         ("buffers", int(dims.normalize(totals["buffers"])), sum(b.numel() for b in model.buffers())),
-        ("FLOPs", int(dims.normalize(totals["flops"])), int(sum(flops.get("Global", {}).values()))),
+        ("FLOPs", int(dims.normalize(totals["flops"])), total_flops),
         ("outputs", predicted_out, measured_out),
     )
     return Report(analysis.graph.name, dict(generated.sizes.concrete), tuple(checks), total_rows)
+
+
+def _functional_arithmetic(row, analysis) -> bool:
+    """A functional step (in forward, not a module) that torch's counter counts (matmul): hooks miss it."""
+    from .ops.base import Module, Tensor
+
+    if not row.macs:
+        return False
+    emitted = row.node.op.emit(row.node.args, [analysis.shape_of(s) for s in row.node.inputs])
+    return not isinstance(emitted, (Module, Tensor))
 
 
 MAX_VERIFY_BYTES = 4 * 2**30  # weights and every activation at float32, held at once in the worst case
