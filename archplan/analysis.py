@@ -12,7 +12,15 @@ from .ops.base import format_shape
 from .ops.fields import Field
 from .lint import graph_warnings
 
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+DTYPE_BYTES = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8,
+    "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
+}  # fmt: skip
+FLOAT = "float"  # a floating-point tensor: its bytes follow --dtype
+
+
+def itemsize(dtype: str, float_dtype: str) -> int:
+    return DTYPE_BYTES[float_dtype if dtype == FLOAT else dtype]
 
 
 @dataclass
@@ -24,6 +32,8 @@ class LayerResult:
     macs: Any
     field: Field | None  # the input positions each output element depends on (ops/fields.py)
     border: list = field(default_factory=list)  # per spatial axis: input pixels no window reads
+    dtype: str = FLOAT  # "float" (follows --dtype) or a torch dtype name (int64 token ids)
+    value_range: Any = None  # integer outputs: values are in [0, value_range)
 
     @property
     def receptive_field(self) -> tuple | None:
@@ -135,6 +145,7 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
     errors = list(problems or [])
     shapes = dict(graph.inputs)
     rfs = {name: input_rf(shape) for name, shape in graph.inputs.items()}
+    types = {name: (graph.input_dtypes.get(name, FLOAT), graph.input_ranges.get(name)) for name in graph.inputs}
     for name, shape in graph.inputs.items():
         recorder = _Recorder(None, conditions)
         for d in shape:
@@ -148,12 +159,14 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
         if any(s not in shapes for s in node.inputs):
             continue  # an upstream layer failed; its error is already reported
         try:
-            row = _analyze_node(node, [shapes[s] for s in node.inputs], [rfs[s] for s in node.inputs], conditions)
+            ins, fields, in_types = ([m[s] for s in node.inputs] for m in (shapes, rfs, types))
+            row = _analyze_node(node, ins, fields, conditions, in_types)
         except RuleError as exc:
             errors.append(Problem(exc.message, layer=node.name, line=node.line, column=node.column, hint=exc.hint))
             continue
         shapes[node.name] = row.output_shape
         rfs[node.name] = row.field
+        types[node.name] = (row.dtype, row.value_range)
         rows.append(row)
     result = Analysis(
         graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes}, {}, errors, dtype=dtype
@@ -173,9 +186,16 @@ def _position(problem: Problem) -> tuple:
     return (problem.line or 0, problem.column or 0)
 
 
-def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> LayerResult:
+def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list, types: list | None = None) -> LayerResult:
     op, a = node.op, node.args
     recorder = _Recorder(node, conditions)
+    types = types if types is not None else [(FLOAT, None)] * len(ins)
+    for (dtype, _), name in zip(types, node.inputs):
+        if dtype != FLOAT and dtype not in ("float16", "bfloat16", "float64") and not op.integer_inputs:
+            raise RuleError(
+                f"{op.name} expects floating-point inputs, received {name} of dtype {dtype}",
+                hint="token ids go through an embedding first",
+            )
     op.check_inputs(a, ins, recorder)
     out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
     for i, d in enumerate(out):
@@ -185,6 +205,7 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
     if rf is not None and len(rf.axes) != len(out):  # a rule that does not follow this rank
         rf = rf.unknown(f"{op.name} changes the rank in a way its receptive-field rule does not follow", len(out))
     border = [dims.normalize(loss) for loss in op.border_loss(a, ins)]
+    dtype, value_range = op.output_type(a, types, ins, recorder)
     return LayerResult(
         node,
         out,
@@ -193,6 +214,8 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list) -> Laye
         dims.normalize(op.macs(a, ins, out)),
         rf,
         border,
+        dtype,
+        dims.normalize(value_range) if value_range is not None else None,
     )
 
 
@@ -204,15 +227,18 @@ def _too_small(op, a, ins: list, d, i: int) -> str:
 def totals(result: Analysis) -> dict:
     """Sums over the layers; a symbolic sum is built once from all its terms (adding one term at a time
     re-simplifies the growing sum at every step: quadratic on deep nets)."""
-    params, buffers, macs, elements = [], [], [], []
+    params, buffers, macs, elements, nbytes = [], [], [], [], []
     for row in result.layers:
         params.append(row.params)
         buffers.append(row.buffers)
         macs.append(row.macs)
         if row.node.inputs:  # a learned tensor (no input) is a weight, counted in params, not an activation
             elements.append(row.elements)
-    elements += [dims.product(shape) for shape in result.inputs.values()]
-    params, buffers, macs, elements = (dims.total(terms) for terms in (params, buffers, macs, elements))
+            nbytes.append(row.elements * itemsize(row.dtype, result.dtype))
+    for name, shape in result.inputs.items():
+        elements.append(dims.product(shape))
+        nbytes.append(elements[-1] * itemsize(result.graph.input_dtypes.get(name, FLOAT), result.dtype))
+    params, buffers, macs, elements, nbytes = (dims.total(t) for t in (params, buffers, macs, elements, nbytes))
     return {
         "params": params,
         "trainable_params": params,
@@ -220,5 +246,5 @@ def totals(result: Analysis) -> dict:
         "macs": macs,
         "flops": 2 * macs,
         "activation_elements": elements,
-        "activation_bytes": elements * DTYPE_BYTES[result.dtype],
+        "activation_bytes": nbytes,
     }

@@ -43,6 +43,7 @@ class _Lowering:
         self.visits = 0
         self.suggestions = MAX_SUGGESTIONS
         self.block_costs: dict[str, int] = {}
+        self.input_ranges: dict = {}
         self.env = self.symbol_env(values)
         self.probe: ShapeProbe | None = None
 
@@ -104,8 +105,20 @@ class _Lowering:
                     value = 1
                 shape.append(number if number is not None else value)
             shapes[name] = tuple(shape)
+            self.input_ranges[name] = self.input_range(inp)
         self.probe = ShapeProbe(self, shapes)
         return shapes
+
+    def input_range(self, inp):
+        """An integer input's value bound (token ids are in [0, range)), evaluated; None when not given."""
+        if inp.range is None:
+            return None
+        value = self.evaluate(inp.range, self.env, inp.pos, None, f"input {inp.name}, range")
+        if value is None or (dims.as_int(value) is not None and dims.as_int(value) < 1) or not dims.is_size(value):
+            if value is not None:
+                self.error(f"input {inp.name}: range must be a positive size, received {shown(value)}", inp.pos)
+            return None
+        return dims.normalize(value)
 
     # -- layers and blocks -------------------------------------------------------------------------
     def scope(self, instance: Instance, prefix: str, env, namespace: dict, scopes: tuple, stack: tuple) -> str:

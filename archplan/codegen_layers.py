@@ -14,7 +14,8 @@ import sympy
 from . import expr
 from .codegen_class import ClassContext, ClassInfo, ClassScope, symbolic_args
 from .codegen_errors import CodegenError, SymbolicValue
-from .pysource import call, comment_text, define, docstring, docstring_lines, literal, local_name, statement
+from .pysource import call, comment_text, define, docstring, docstring_lines, literal, local_name, spaced_slices
+from .pysource import statement
 from .ops.base import IGNORE, Expression, Tensor, format_shape
 from .ops.params import Dim, Int, Ints, Padding, Sizes
 from .symbols import choose
@@ -199,7 +200,7 @@ class LayerWriter:
         target, comment = self.vars[local], self.shape_comment(index)
         module = emitted[0]
         if isinstance(module, Expression):
-            text = module.template.format(*inputs, all=", ".join(inputs), **dict(kwargs))
+            text = spaced_slices(module.template.format(*inputs, all=", ".join(inputs), **dict(kwargs)))
             self.forward += statement(f"{target} = {text}", indent, comment)
             return
         if isinstance(module, Tensor):  # a learned tensor: an attribute, read in forward

@@ -94,6 +94,8 @@ class Graph:
     path: str = ""
     root: Instance | None = None  # the net as written, with every block use's instances
     blocks: dict = field(default_factory=dict)  # name -> BlockSpec: the definitions, as written
+    input_dtypes: dict = field(default_factory=dict)  # name -> "float" (follows --dtype) or a torch dtype name
+    input_ranges: dict = field(default_factory=dict)  # name -> values are in [0, range); None: unknown
 
     def consumers(self) -> dict[str, list[str]]:
         users: dict[str, list[str]] = {name: [] for name in (*self.inputs, *self.nodes)}

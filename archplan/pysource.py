@@ -192,3 +192,42 @@ def docstring(lines: list[str], indent: int) -> list[str]:
     out = [f'{pad}"""{lines[0]}']
     out += [f"{pad}{line}" if line else "" for line in lines[1:]]
     return out + [f'{pad}"""']
+
+
+def spaced_slices(text: str) -> str:
+    """`x[:, :n // 2]` as ruff format writes it, `x[:, : n // 2]`: a slice bound that is not a plain name,
+    number or attribute makes the colons binary operators (spaces on both sides, none where a part is empty)."""
+    import ast
+
+    if ":" not in text or "[" not in text:
+        return text
+    node = ast.parse(text, mode="eval").body
+    if not isinstance(node, ast.Subscript) or not _has_slice(node.slice):
+        return text
+    items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    return f"{text[: text.index('[')]}[{', '.join(_slice_item(item, text) for item in items)}]"
+
+
+def _has_slice(node) -> bool:
+    import ast
+
+    return (
+        isinstance(node, ast.Slice) or isinstance(node, ast.Tuple) and any(isinstance(e, ast.Slice) for e in node.elts)
+    )
+
+
+def _slice_item(item, text: str) -> str:
+    import ast
+
+    if not isinstance(item, ast.Slice):
+        return ast.get_source_segment(text, item)
+    parts = [ast.get_source_segment(text, p) if p is not None else "" for p in (item.lower, item.upper, item.step)]
+    if item.step is None:
+        parts = parts[:2]
+    simple = all(
+        p is None
+        or isinstance(p, (ast.Name, ast.Constant, ast.Attribute))
+        or (isinstance(p, ast.UnaryOp) and isinstance(p.operand, ast.Constant))
+        for p in (item.lower, item.upper, item.step)
+    )
+    return ":".join(parts) if simple else " : ".join(parts).strip()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+
+from .analysis import FLOAT, itemsize
 from fractions import Fraction
 
 from . import dims
@@ -116,7 +118,8 @@ def to_json(result) -> dict:
                 "buffers": figure(row.buffers),
                 "macs": figure(row.macs),
                 "flops": figure(row.flops),
-                "activation_bytes": figure(row.elements * _dtype_bytes(result)),
+                "activation_bytes": figure(row.elements * itemsize(row.dtype, result.dtype)),
+                **({"dtype": row.dtype} if row.dtype != FLOAT else {}),
                 "receptive_field": _rf_json(row.field),
                 **({"receptive_field_unknown": row.field.lost} if row.field is not None and row.field.lost else {}),
                 "line": row.node.line,
@@ -132,9 +135,7 @@ def to_json(result) -> dict:
 
 
 def _dtype_bytes(result) -> int:
-    from .analysis import DTYPE_BYTES
-
-    return DTYPE_BYTES[result.dtype]
+    return itemsize(FLOAT, result.dtype)
 
 
 def rows(result) -> list[tuple]:

@@ -45,6 +45,8 @@ def assemble(low, spec: NetSpec, inputs: dict, namespace: dict, root: Instance) 
         spec.path,
         root,
         dict(spec.blocks),
+        {k: v.dtype for k, v in spec.inputs.items()},
+        dict(low.input_ranges),
     )
     return graph, problems
 

@@ -67,8 +67,8 @@ def test_generated_model_matches_the_analysis(name, tmp_path):
     assert sum(p.numel() for p in model.parameters()) == analysis.totals["params"]
     state = set(model.state_dict())
     for row in analysis.layers:  # state_dict keys mirror the hierarchical layer names
-        if row.params:
-            assert f"{row.name}.weight" in state, row.name
+        if row.params:  # a module's weight, or a learned tensor (no input) under the layer's own name
+            assert (f"{row.name}.weight" if row.node.inputs else row.name) in state, row.name
     shapes = {}
     modules = dict(model.named_modules())
     for row in analysis.layers:

@@ -210,6 +210,18 @@ class Op:
         different constructors (Conv2d's padding='same' needs stride 1; Conv2dSame takes any). None: none."""
         return None
 
+    # -- element types ---------------------------------------------------------------------------
+    integer_inputs: ClassVar[bool] = False  # accepts integer tensors (token ids, indices): layout ops, embedding
+
+    def output_type(self, a: Args, types: Sequence[tuple], ins: Sequence[Shape], need: Needs) -> tuple:
+        """(dtype, value range) of the output from the inputs'. dtype "float" follows --dtype; a range bounds
+        integer values to [0, range). Default: the first input's dtype, and its range when the op moves
+        values without arithmetic (integer_inputs); float for an op without inputs."""
+        if not types:
+            return ("float", None)
+        dtype, value_range = types[0]
+        return (dtype, value_range if self.integer_inputs else None)
+
     # -- what lints need to know -------------------------------------------------------------------
     keeps_features: ClassVar[bool] = False  # a flattened spatial map passes through (activation, dropout, norm)
     weighs_features: ClassVar[bool] = False  # its parameters scale with the last dim (Linear)

@@ -151,6 +151,8 @@ class _Reduce(_Layout):
     Reducing every dim that holds positions makes the field global; reducing some spatial axes only covers
     each of them whole (a window the axis's size, kept as a size-1 dim with keepdim, else removed)."""
 
+    integer_inputs = False  # arithmetic on values (torch's mean refuses integer tensors)
+
     family = "pool"
     method = ""
     params = {

@@ -134,6 +134,7 @@ def _one_or_tuple(values: tuple) -> Any:
 
 class _Layout(Op):
     family = "reshape"
+    integer_inputs = True  # moves values without arithmetic: token ids stay token ids
 
 
 # -- reshape, unflatten ---------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class Div(Elementwise):
 @register
 class Concat(Op):
     family = "merge"
+    integer_inputs = True
     name = "Concat"
     aliases = ("Cat", "Concatenate")
     arity = (1, None)
@@ -117,6 +118,7 @@ class Concat(Op):
 @register
 class Flatten(Op):
     family = "reshape"
+    integer_inputs = True
     name = "Flatten"
     params = {"start_dim": Int(default=1), "end_dim": Int(default=-1)}
 

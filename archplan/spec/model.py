@@ -28,6 +28,8 @@ class InputSpec:
     name: str
     shape: tuple  # raw entries: ints or expression strings
     pos: Pos = Pos()
+    dtype: str = "float"  # "float" follows --dtype; or an explicit torch dtype name (int64 for token ids)
+    range: object = None  # integer inputs: values are in [0, range) (raw int or expression); None: unknown
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ TOP_KEYS = ("archplan", "name", "description", "symbols", "inputs", "blocks", "l
 LAYER_KEYS = ("name", "op", "block", "in", "args", "repeat", "first", "when")
 BLOCK_KEYS = ("args", "inputs", "output", "layers", "description")
 SYMBOL_KEYS = ("min", "max", "default")
+INPUT_KEYS = ("shape", "dtype", "range")
+INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")
+DTYPES = ("float32", "float16", "bfloat16", "float64", *INTEGER_DTYPES)
 # attributes of torch.nn.Module that a submodule name must not shadow in generated code
 # attributes of torch.nn.Module (torch 2.x) that a submodule name would shadow in generated code; names starting
 # with an underscore are refused too (_modules, _parameters, _version and the private API live there)
@@ -201,6 +204,11 @@ class _Parser:
             where = self.key_pos(raw, name)
             if not check_identifier(name, "an input name", where, self.problems):
                 continue
+            dtype, value_range = "float", None
+            if isinstance(shape, dict):  # {shape: [N, L], dtype: int64, range: 50257}
+                self.check_keys(shape, INPUT_KEYS, f"input {name}")
+                dtype, value_range = self.input_type(name, shape)
+                shape = shape.get("shape")
             if not isinstance(shape, list) or not shape:
                 self.error(f"input {name}: expected a shape list such as [N, 3, H, W], received {shown(shape)}", where)
                 continue
@@ -211,8 +219,31 @@ class _Parser:
                         f"received {shown(entry)}",
                         self.pos(shape, i),
                     )
-            out[name] = InputSpec(name, tuple(shape), where)
+            out[name] = InputSpec(name, tuple(shape), where, dtype, value_range)
         return out
+
+    def input_type(self, name: str, spec) -> tuple:
+        dtype = spec.get("dtype", "float32")
+        if dtype not in DTYPES:
+            self.error(
+                f"input {name}: dtype must be one of {', '.join(DTYPES)}, received {shown(dtype)}",
+                self.pos(spec, "dtype"),
+                hint=suggest(str(dtype), DTYPES),
+            )
+            dtype = "float32"
+        value_range = spec.get("range")
+        if value_range is not None:
+            if dtype not in INTEGER_DTYPES:
+                self.error(
+                    f"input {name}: range applies to integer inputs (token ids), not {dtype}", self.pos(spec, "range")
+                )
+            elif isinstance(value_range, bool) or not isinstance(value_range, (int, str)):
+                self.error(
+                    f"input {name}: range must be a positive integer or expression, received {shown(value_range)}",
+                    self.pos(spec, "range"),
+                )
+                value_range = None
+        return ("float" if dtype == "float32" else dtype), value_range
 
     def blocks(self, raw, pos: Pos) -> dict:
         if not isinstance(raw, dict):
