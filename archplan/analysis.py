@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import dims
@@ -136,15 +136,15 @@ class _Recorder:
         self.conditions.append(Condition("integer", dims.truediv(x, d), None, self.node, message))
 
 
-def input_rf(shape: tuple) -> Field:
-    return Field.of_input(shape)
+def input_rf(shape: tuple, dtype: str = FLOAT) -> Field:
+    return Field.of_input(shape, integer=dtype.startswith(("int", "uint")))
 
 
 def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = None) -> Analysis:
     conditions: list[Condition] = []
     errors = list(problems or [])
     shapes = dict(graph.inputs)
-    rfs = {name: input_rf(shape) for name, shape in graph.inputs.items()}
+    rfs = {name: input_rf(shape, graph.input_dtypes.get(name, FLOAT)) for name, shape in graph.inputs.items()}
     types = {name: (graph.input_dtypes.get(name, FLOAT), graph.input_ranges.get(name)) for name in graph.inputs}
     for name, shape in graph.inputs.items():
         recorder = _Recorder(None, conditions)
@@ -155,12 +155,13 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
                 conditions.append(Condition("integer", d, None, None, f"input {name} {format_shape(shape)}"))
             recorder.positive(d, f"input {name} must have positive sizes, received {format_shape(shape)}")
     rows = []
+    shared = {node.tied: None for node in graph.nodes.values() if node.tied}  # weight shapes of tie targets
     for node in graph.nodes.values():
         if any(s not in shapes for s in node.inputs):
             continue  # an upstream layer failed; its error is already reported
         try:
             ins, fields, in_types = ([m[s] for s in node.inputs] for m in (shapes, rfs, types))
-            row = _analyze_node(node, ins, fields, conditions, in_types)
+            row = _analyze_node(node, ins, fields, conditions, in_types, shared)
         except RuleError as exc:
             errors.append(Problem(exc.message, layer=node.name, line=node.line, column=node.column, hint=exc.hint))
             continue
@@ -176,17 +177,40 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
 
         solve(result, conditions)
     result.warnings.extend(graph_warnings(result))
-    result.warnings.sort(key=_position)
-    result.errors.sort(key=_position)
+    result.warnings = merge_repeats(sorted(result.warnings, key=_position))
+    result.errors = merge_repeats(sorted(result.errors, key=_position))
     result.totals = totals(result)
     return result
+
+
+def merge_repeats(problems: list) -> list:
+    """One problem per YAML position and message: a mistake in a block used 12 times is reported once,
+    naming the other uses, not 12 times."""
+    groups: dict = {}
+    for p in problems:
+        key = (p.line, p.column, p.message, p.hint, p.severity)
+        groups.setdefault(key, []).append(p)
+    out = []
+    for same in groups.values():
+        first, others = same[0], list(dict.fromkeys(p.layer for p in same[1:] if p.layer != same[0].layer))
+        if first.line is None or len(same) < 2:
+            out.extend(same)
+            continue
+        if None in others or not others:  # the same message twice for one layer: once is enough
+            out.append(first)
+            continue
+        named = ", ".join(others[:2]) + (", ..." if len(others) > 2 else "")
+        out.append(replace(first, message=f"{first.message} (the same in {len(others)} more uses: {named})"))
+    return out
 
 
 def _position(problem: Problem) -> tuple:
     return (problem.line or 0, problem.column or 0)
 
 
-def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list, types: list | None = None) -> LayerResult:
+def _analyze_node(
+    node: Node, ins: list, in_rfs: list, conditions: list, types: list | None = None, shared: dict | None = None
+) -> LayerResult:
     op, a = node.op, node.args
     recorder = _Recorder(node, conditions)
     types = types if types is not None else [(FLOAT, None)] * len(ins)
@@ -206,10 +230,15 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list, types: 
         rf = rf.unknown(f"{op.name} changes the rank in a way its receptive-field rule does not follow", len(out))
     border = [dims.normalize(loss) for loss in op.border_loss(a, ins)]
     dtype, value_range = op.output_type(a, types, ins, recorder)
+    params = op.param_count(a, ins)
+    if shared is not None and node.name in shared:
+        shared[node.name] = op.weight_shape(a, ins)
+    if shared is not None and node.tied:
+        params -= dims.product(_tied_weight(node, ins, shared, recorder))
     return LayerResult(
         node,
         out,
-        dims.normalize(op.param_count(a, ins)),
+        dims.normalize(params),
         dims.normalize(op.buffer_count(a, ins)),
         dims.normalize(op.macs(a, ins, out)),
         rf,
@@ -217,6 +246,23 @@ def _analyze_node(node: Node, ins: list, in_rfs: list, conditions: list, types: 
         dtype,
         dims.normalize(value_range) if value_range is not None else None,
     )
+
+
+def _tied_weight(node: Node, ins: list, shared: dict, need) -> tuple:
+    """The weight this layer shares (`weight: wte`): it must exist on both layers with the same shape."""
+    own, theirs = node.op.weight_shape(node.args, ins), shared.get(node.tied)
+    owner = node.tied.rsplit(".", 1)[-1]
+    if own is None:
+        raise RuleError(f"weight: {node.op.name} has no weight to share with {owner}")
+    if theirs is None:
+        raise RuleError(f"weight: {owner} has no weight to share")
+    message = f"weight: {owner}'s weight is {format_shape(theirs)}, this layer's is {format_shape(own)}"
+    if len(own) != len(theirs) or any(dims.equal(x, y) is False for x, y in zip(own, theirs)):
+        raise RuleError(message, hint="a Linear(in, out) has the weight [out, in] of an Embedding(out, in)")
+    for x, y in zip(own, theirs):
+        if dims.equal(x, y) is None:
+            need.equal(x, y, message)
+    return own
 
 
 def _too_small(op, a, ins: list, d, i: int) -> str:

@@ -7,6 +7,7 @@ wrote instead of rediscovering them. This is the only place blocks are expanded.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import Any
 
 from . import dims, expr, ops
@@ -106,7 +107,8 @@ class _Lowering:
                 shape.append(number if number is not None else value)
             shapes[name] = tuple(shape)
             self.input_ranges[name] = self.input_range(inp)
-        self.probe = ShapeProbe(self, shapes)
+        types = {name: (inp.dtype, self.input_ranges[name]) for name, inp in self.spec.inputs.items() if name in shapes}
+        self.probe = ShapeProbe(self, shapes, types)
         return shapes
 
     def input_range(self, inp):
@@ -151,7 +153,8 @@ class _Lowering:
                 entry.use = self.block_use(spec, full, env, inputs, scopes, stack)
                 entry.present = entry.use is not None and bool(entry.use.instances)
             else:
-                entry.node = full if self.op_layer(spec, full, env, inputs, scopes) else None
+                tied = self.tied_weight(spec, namespace, full)
+                entry.node = full if self.op_layer(spec, full, env, inputs, scopes, tied) else None
             instance.entries[local] = entry
             previous = full
         return previous
@@ -209,7 +212,31 @@ class _Lowering:
             return True
         return bool(value)
 
-    def op_layer(self, spec: LayerSpec, full: str, env, inputs: tuple, scopes: tuple) -> bool:
+    def tied_weight(self, spec: LayerSpec, namespace: dict, full: str) -> str | None:
+        """The node whose weight the layer shares: an op layer of the same scope, lowered before it."""
+        if spec.weight is None:
+            return None
+        name = spec.weight.value
+        target = namespace.get(name)
+        if target is None:
+            self.error(
+                f"weight: {name!r} names no layer in this scope (known: {listed(namespace)})",
+                spec.weight.pos,
+                full,
+                self.suggest(name, namespace),
+            )
+        elif target not in self.node_by_name or target == full:
+            self.error(
+                f"weight: {name!r} must be an op layer listed (and not skipped) before this one",
+                spec.weight.pos,
+                full,
+                hint="put the layer that owns the weight first, as GPT-2 does with wte and lm_head",
+            )
+        else:
+            return target
+        return None
+
+    def op_layer(self, spec: LayerSpec, full: str, env, inputs: tuple, scopes: tuple, tied: str | None = None) -> bool:
         op_cls = ops.lookup(spec.op)
         if op_cls is None:
             close = ops.closest(spec.op)
@@ -234,7 +261,8 @@ class _Lowering:
         if args is None:
             self.failed.add(full)
             return False
-        self.add_node(Node(full, op_cls(), args, inputs, spec.pos.line, spec.pos.column, scopes), spec.pos)
+        node = Node(full, op_cls(), args, inputs, spec.pos.line, spec.pos.column, scopes, tied)
+        self.add_node(node, spec.pos)
         return True
 
     def add_node(self, node: Node, pos: Pos) -> None:
@@ -290,7 +318,8 @@ class _Lowering:
             overrides = {**spec.args, **(spec.first if index == 0 else {})}
             inner_env = self.block_env(block, bound, full)
             try:
-                args = self.block_args(block, overrides, env, inner_env, spec, full)
+                caller = env if spec.repeat is None else ChainMap({"index": index}, env)  # the copy's number
+                args = self.block_args(block, overrides, caller, inner_env, spec, full)
             except UpstreamFailed:
                 return use
             if args is None:
@@ -355,7 +384,9 @@ class _Lowering:
                 )
                 ok = False
                 continue
+            reported = len(self.problems)
             values[name] = self.evaluate(arg.value, env, arg.pos, layer, f"argument {name}")
+            ok = ok and len(self.problems) == reported  # a failed argument would only cause follow-on errors
         inner_env.values.update(values)
         for name, default in block.args.items():
             if name in values:

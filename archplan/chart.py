@@ -1,4 +1,5 @@
-"""A per-layer chart of params and MACs (log scale, grouped by top-level block). matplotlib is optional."""
+"""A per-layer chart of params and MACs (log scale, grouped by top-level block) and of the bytes each layer saves
+for backward (archplan memory). matplotlib is optional."""
 
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ def chart_data(result, values: dict | None = None) -> tuple[list, dict]:
     return rows, sizes
 
 
+def memory_data(result, values: dict | None = None) -> list:
+    """[(layer, block, family, bytes saved for backward)] for the layers that save something (archplan memory,
+    default options), at the chart's sizes."""
+    from .memory import plan
+
+    sizes = chart_sizes(result, values)
+    rows = []
+    for layer in plan(result).layers:
+        saved = _number(layer.saved, sizes)
+        if saved:
+            node = result.graph.nodes[layer.name]
+            rows.append((layer.name, node.scopes[0].path if node.scopes else "", node.op.family, saved))
+    return rows
+
+
 def figure(result, values: dict | None = None):
     """The matplotlib Figure (Agg; nothing is shown)."""
     try:
@@ -57,8 +73,11 @@ def figure(result, values: dict | None = None):
     if not rows:
         raise ChartUnavailable("no analysed layers to chart")
     n = len(rows)
-    fig = Figure(figsize=(min(max(8.0, 0.14 * n + 2), 48.0), 7.5), layout="constrained")
-    axes = fig.subplots(2, 1, sharex=True)
+    saved = memory_data(result, values)
+    width = min(max(8.0, 0.14 * max(n, len(saved)) + 2), 48.0)
+    fig = Figure(figsize=(width, 11.0 if saved else 7.5), layout="constrained")
+    axes = fig.subplots(3 if saved else 2, 1, gridspec_kw={"height_ratios": [1, 1, 1.2] if saved else [1, 1]})
+    axes[0].sharex(axes[1])
     xs = range(n)
     colours = [family_colour(r[2]) for r in rows]
     for ax, column, title in ((axes[0], 3, "params"), (axes[1], 4, "MACs")):
@@ -72,12 +91,16 @@ def figure(result, values: dict | None = None):
             if heights[i] > 0:
                 ax.annotate(_short(heights[i]), (i, heights[i]), ha="center", va="bottom", fontsize=7)
     fontsize = 7 if n <= 60 else 5
+    axes[0].tick_params(labelbottom=False)
     axes[1].set_xticks(list(xs), [r[0] for r in rows], rotation=90, fontsize=fontsize)
     axes[1].set_xlim(-0.6, n - 0.4)
+    if saved:
+        _saved_panel(axes[2], saved)
     free = {k: v for k, v in sizes.items() if k in result.graph.symbols}
     at = (" at " + ", ".join(f"{k}={v}" for k, v in free.items())) if free else ""
-    fig.suptitle(f"{result.graph.name}: params and MACs per layer{at} (layers with neither left out)")
-    families = list(dict.fromkeys(r[2] for r in rows))
+    what = "params, MACs and bytes saved for backward" if saved else "params and MACs"
+    fig.suptitle(f"{result.graph.name}: {what} per layer{at} (layers with none left out)")
+    families = list(dict.fromkeys(r[2] for r in [*rows, *saved]))
     fig.legend(
         handles=[Patch(facecolor=family_colour(f), edgecolor=EDGE, label=f) for f in families],
         loc="outside lower center",
@@ -85,6 +108,27 @@ def figure(result, values: dict | None = None):
         fontsize=8,
     )
     return fig
+
+
+def _saved_panel(ax, saved: list) -> None:
+    """Bytes each layer saves for backward (a training step), in forward order, with the running total."""
+    xs = range(len(saved))
+    heights = [r[3] for r in saved]
+    ax.bar(xs, heights, color=[family_colour(r[2]) for r in saved], edgecolor=EDGE, linewidth=0.4)
+    ax.set_yscale("log")
+    ax.set_ylabel("saved bytes (log)")
+    ax.grid(axis="y", which="major", alpha=0.3)
+    running, total = [], 0.0
+    for h in heights:
+        total += h
+        running.append(total)
+    twin = ax.twinx()
+    twin.plot(list(xs), running, color="#333333", linewidth=1.0)
+    twin.set_ylabel("running total (bytes)")
+    ax.set_xticks(list(xs), [r[0] for r in saved], rotation=90, fontsize=7 if len(saved) <= 60 else 5)
+    ax.set_xlim(-0.6, len(saved) - 0.4)
+    for i in sorted(xs, key=lambda i: -heights[i])[:3]:
+        ax.annotate(_short(heights[i]) + "B", (i, heights[i]), ha="center", va="bottom", fontsize=7)
 
 
 def _shade_blocks(ax, rows, label: bool) -> None:

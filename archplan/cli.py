@@ -122,8 +122,15 @@ def _parse_show(ctx, param, value) -> tuple:
     metavar="K",
     help="Collapse blocks nested deeper than K (0: each top-level block use is one node).",
 )
-@click.option("--show", callback=_parse_show, metavar="LIST", help="Extra figures on layers: params,macs,rf.")
-@click.option("--chart", metavar="FILE", help="Also write a per-layer params/MACs chart (needs matplotlib).")
+@click.option(
+    "--show",
+    callback=_parse_show,
+    metavar="LIST",
+    help="Extra figures on layers: params,macs,rf,memory (bytes saved for backward).",
+)
+@click.option(
+    "--chart", metavar="FILE", help="Also write a per-layer params/MACs/saved-bytes chart (needs matplotlib)."
+)
 def render(
     path: str,
     values: dict,
@@ -217,6 +224,95 @@ def verify(path: str, values: dict, everything: bool) -> None:
         sys.exit(EXIT_ERRORS)
     click.echo(format_report(report, everything), nl=False)
     sys.exit(EXIT_OK if report.ok else EXIT_ERRORS)
+
+
+def _parse_amount(ctx, param, value) -> int | None:
+    from .memory_devices import parse_bytes
+
+    if value is None:
+        return None
+    try:
+        return parse_bytes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@file_argument
+@set_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="Output format; json is check's contract plus per-layer saved_bytes and a memory section.",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "sgd-momentum", "adam", "adamw"]),
+    help="Optimizer state: none, 1 or 2 fp32 copies of the weights (default: the net's train: settings).",
+)
+@click.option(
+    "--amp",
+    type=click.Choice(["off", "bf16", "fp16"]),
+    default="off",
+    show_default=True,
+    help="Autocast: conv/linear run and save in half precision; weights, gradients and optimizer state stay fp32.",
+)
+@click.option(
+    "--device",
+    "target",
+    type=click.Choice(["cuda", "cpu"]),
+    default="cuda",
+    show_default=True,
+    help="Whose kernels and autocast rules apply, and whether the CUDA reserve does.",
+)
+@click.option(
+    "--device-memory",
+    callback=_parse_amount,
+    metavar="SIZE",
+    help="Report the largest batch that fits: 80GiB, 40GB, 24576MiB, or a100-40gb, a100-80gb, h100-80gb, h200, "
+    "rtx4090, rtx3090, l4, l40s, a10, t4.",
+)
+@click.option(
+    "--reserve",
+    callback=_parse_amount,
+    metavar="SIZE",
+    help="Memory held besides the tensors: CUDA context, cuDNN/cuBLAS workspaces [default: 1GiB on cuda, 0 on cpu].",
+)
+@click.option("--batch", type=click.IntRange(min=1), metavar="N", help="Also give every figure at this batch size.")
+@click.option("--inference", is_flag=True, help="Plan an inference forward (no_grad) instead of a training step.")
+def memory(
+    path: str,
+    values: dict,
+    fmt: str,
+    optimizer: str | None,
+    amp: str,
+    target: str,
+    device_memory: int | None,
+    reserve: int | None,
+    batch: int | None,
+    inference: bool,
+) -> None:
+    """Plan the memory of a training step (or, with --inference, of a forward): what each layer saves for backward,
+    weights, gradients, optimizer state, and the peaks as formulas in the batch.
+
+    Exit status: 0 planned, 1 errors in the file, 2 usage errors.
+    """
+    from .memory import Options, batch_symbol, default_optimizer, plan
+    from .memory_report import render as render_memory
+    from .report import render as render_check
+
+    net = load_net(path, values)
+    result = net.analyze(values)
+    if not result.ok:
+        click.echo(render_check(result, fmt, path), nl=False)
+        sys.exit(EXIT_ERRORS)
+    if batch is not None and batch_symbol(result) is None:
+        raise click.UsageError("--batch needs a net whose inputs start with a batch symbol (not fixed by --set)")
+    options = Options(optimizer or default_optimizer(result.graph.train), amp, target, reserve)
+    click.echo(render_memory(result, plan(result, options), fmt, path, batch, device_memory, inference), nl=False)
 
 
 @cli.command()

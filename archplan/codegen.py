@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .codegen_model import ModelContext, Sizes, resolve
 from .pysource import identifier, literal
-from .errors import ArchplanError
+from .codegen_errors import CodegenError
+from .errors import ArchplanError, RuleError
 from .ops.base import Module
 
 TEMPLATES = ("model.py", "train.py", "README.md", "test_model.py")
@@ -41,6 +42,7 @@ class Generated:
 class NamedShape:
     name: str
     shape: tuple  # plain ints
+    example: str = ""  # an input: the torch expression that makes a random one (token ids within their range)
 
 
 def _ints(shape) -> tuple:
@@ -55,7 +57,8 @@ def _key(name: str) -> str:
     return name
 
 
-def train_context(graph, concrete) -> dict | None:
+def train_context(graph, concrete, memory: dict | None = None) -> dict | None:
+    """memory: memory.trainer_memory's numbers for --batch-size auto (plain ints), or None."""
     outputs = list(concrete.outputs.values())
     if len(outputs) != 1 or len(outputs[0]) < 2:
         return None
@@ -69,6 +72,7 @@ def train_context(graph, concrete) -> dict | None:
         "num_classes": out[1],
         "output_shape": list(out[1:]),
         "train": _Train(**graph.train),
+        "memory": memory,
     }
 
 
@@ -78,6 +82,15 @@ class _Train:
             if isinstance(value, str):
                 literal(value)  # choices: plain words only
             setattr(self, identifier(key), value)
+
+
+def _trainer_memory(net, values: dict) -> dict | None:
+    from .memory import trainer_memory
+
+    memory = trainer_memory(net, values)  # archplan's own words and ints: nothing from the YAML's text
+    if memory is not None:
+        memory["lines"] = [(str(s), str(a), int(x), int(y)) for s, a, x, y in memory["lines"]]
+    return memory
 
 
 def test_context(generated_model: ModelContext, concrete, sizes: Sizes) -> dict:
@@ -91,13 +104,27 @@ def test_context(generated_model: ModelContext, concrete, sizes: Sizes) -> dict:
     return {
         "net_name": identifier(concrete.graph.name),
         "net_class": generated_model.net_class,
-        "inputs": [NamedShape(identifier(n), _ints(s)) for n, s in concrete.inputs.items()],
+        "inputs": [NamedShape(identifier(n), _ints(s), _example(concrete, n)) for n, s in concrete.inputs.items()],
         "outputs": [_ints(s) for s in concrete.outputs.values()],
         "layers": modules,
         "params": int(literal(dims.normalize(totals["params"]))),
         "buffers": int(literal(dims.normalize(totals["buffers"]))),
         "sizes": ", ".join(f"{k}={v}" for k, v in sorted(sizes.concrete.items())),
     }
+
+
+def _example(concrete, name: str) -> str:
+    """Python source for a random input: N(0, 1) floats, or integer ids uniform over [0, range)."""
+    from . import dims
+
+    shape = literal(_ints(concrete.inputs[name]))
+    dtype = concrete.graph.input_dtypes.get(name, "float")
+    if dtype in ("float", "float32"):
+        return f"torch.randn({shape})"
+    if dtype.startswith("float") or dtype == "bfloat16":
+        return f"torch.randn({shape}, dtype=torch.{dtype})"
+    high = dims.as_int(concrete.graph.input_ranges.get(name)) or 2
+    return f"torch.randint(0, {high}, {shape}, dtype=torch.{dtype})"
 
 
 def readme_context(graph, concrete, sizes: Sizes, has_train: bool) -> dict:
@@ -138,13 +165,16 @@ def environment():
 
 
 def generate_sources(net, values: dict | None = None) -> Generated:
-    sizes, model, analysis = resolve(net, dict(values or {}))
+    try:
+        sizes, model, analysis = resolve(net, dict(values or {}))
+    except RuleError as exc:  # an expression the analysis accepted that a class's code cannot print
+        raise CodegenError(f"cannot write the model: {exc.message}") from None
     concrete = net.analyze(sizes.concrete)
     if concrete.errors:
         raise ArchplanError(concrete.errors, net.path)
     env = environment()
     files = {"model.py": env.get_template("model.py.j2").render(model=model)}
-    train = train_context(analysis.graph, concrete)
+    train = train_context(analysis.graph, concrete, _trainer_memory(net, sizes.concrete))
     if train is not None:
         files["train.py"] = env.get_template("train.py.j2").render(**train)
     files["README.md"] = env.get_template("README.md.j2").render(

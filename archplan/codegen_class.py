@@ -19,7 +19,6 @@ from .codegen_errors import CodegenError, SymbolicValue
 from .pysource import literal
 from .errors import RuleError
 from .ops.base import Args
-from .ops.params import Dim, Sizes
 from .probe import shape_names
 from .spec import REQUIRED
 from .symbols import Unprintable, python_source
@@ -121,14 +120,17 @@ class ClassScope:
         return f"in_{suffix}" if len(self.d.inputs) == 1 else f"{self.d.inputs[index]}_{suffix}"
 
     # -- printing ----------------------------------------------------------------------------------------
-    def written(self, raw, integer: bool, keep=None) -> str | None:
+    def written(self, raw, integer: bool, keep=None, runtime: dict | None = None, fixed: dict | None = None):
         """The author's expression, printed over the class's names; None when it uses none of them (a
-        constant, written as its value). `keep` (in forward): name -> the attribute that keeps it."""
+        constant, written as its value). `keep` (in forward): name -> the attribute that keeps it; `runtime`
+        (in forward): net symbols read from the inputs' shapes ({"L": "x.shape[1]"}); `fixed`: names with a
+        value here (a repetition's index)."""
+        runtime, fixed = runtime or {}, fixed or {}
         if isinstance(raw, list):
-            items = [self.written(item, integer, keep) for item in raw]
+            items = [self.written(item, integer, keep, runtime, fixed) for item in raw]
             if all(i is None for i in items):
                 return None
-            texts = [i if i is not None else literal(item) for i, item in zip(items, raw)]
+            texts = [i if i is not None else literal(self.constant(item)) for i, item in zip(items, raw)]
             return "(" + ", ".join(texts) + ("," if len(texts) == 1 else "") + ")"
         if not isinstance(raw, str):
             return None
@@ -136,16 +138,29 @@ class ClassScope:
             parsed = expr.parse(raw)
         except RuleError:  # a keyword, such as padding: same
             return None
-        if not parsed.names & self.own:
+        if not parsed.names & (self.own | set(runtime)):
             return None
-        missing = parsed.names - set(self.names)
+        missing = parsed.names - set(self.names) - set(runtime) - set(fixed)
         if missing:  # net symbols left free in model.py: they need values
             raise SymbolicValue(missing)
         self.used.update(self.names[n] for n in parsed.names if n in self.own and n not in self.d.args)
-        names = (
-            self.names if keep is None else {**self.names, **{n: keep(self.names[n]) for n in parsed.names & self.own}}
-        )
+        names = {**self.names, **runtime, **{k: str(v) for k, v in fixed.items()}}
+        if keep is not None:
+            names.update({n: keep(self.names[n]) for n in parsed.names & self.own})
         return parsed.to_python(names, integer)
+
+    def constant(self, raw):
+        """The value of an expression that uses none of the class's names (net symbols with values)."""
+        if not isinstance(raw, str):
+            return raw
+        try:
+            parsed = expr.parse(raw)
+        except RuleError:  # a keyword, such as padding: same
+            return raw
+        missing = parsed.names - set(self.names)
+        if missing:  # net symbols left free in model.py: they need values
+            raise SymbolicValue(missing)
+        return parsed.evaluate(self.env)
 
     def size(self, value, param: str, per_instance: dict, keep=None) -> str:
         """A size computed from the arguments; where it depends on the input's resolution, a constructor
@@ -205,7 +220,7 @@ def symbolic_args(op_cls, node_args: Args, spec, env) -> Args:
     values = dict(node_args)
     for key, arg in spec.args.items():
         param = op_cls.params.get(key)
-        if isinstance(param, (Dim, Sizes)) and isinstance(arg.value, (str, list)):
+        if getattr(param, "symbolic", False) and isinstance(arg.value, (str, list)):
             try:
                 values[key] = param.convert(arg.value, key, lambda text: expr.evaluate(text, env))
             except RuleError:  # kept concrete: its sizes then print as numbers or as arguments

@@ -16,7 +16,7 @@ from .codegen_class import ClassContext, ClassInfo, ClassScope, symbolic_args
 from .codegen_errors import CodegenError, SymbolicValue
 from .pysource import call, comment_text, define, docstring, docstring_lines, literal, local_name, spaced_slices
 from .pysource import statement
-from .ops.base import IGNORE, Expression, Tensor, format_shape
+from .ops.base import IGNORE, Expression, Module, Tensor, format_shape
 from .ops.params import Dim, Int, Ints, Padding, Sizes
 from .symbols import choose
 from .wiring import local_names
@@ -41,6 +41,19 @@ class LayerWriter:
         self.attrs: set = set()
         self.helpers: set = set()
         self.kept: dict = {}  # argument or size -> the attribute forward reads it from
+        self.runtime = self.runtime_sizes()
+
+    def runtime_sizes(self) -> dict:
+        """Net symbols that forward can read from its inputs' shapes ({"L": "tokens.shape[1]"}): a symbol
+        that is the same dim of the same input in every instance (reshape [N, L, heads, d] needs N and L)."""
+        found: dict = {}
+        for index, name in enumerate(self.d.inputs):
+            shapes = [self.gen.shape(inst.inputs[index]) for inst in self.instances if index < len(inst.inputs)]
+            for dim, size in enumerate(shapes[0] if shapes else ()):
+                same = all(len(s) == len(shapes[0]) and s[dim] == size for s in shapes)
+                if same and isinstance(size, sympy.Symbol) and str(size) not in found:
+                    found[str(size)] = f"{self.vars[name]}.shape[{dim}]"
+        return found
 
     # -- reading the definition ---------------------------------------------------------------------
     def layer_refs(self, index: int) -> tuple:
@@ -216,7 +229,10 @@ class LayerWriter:
         ]
         self.attrs.add(local)
         self.init += call(f"self.{local}", module.ctor, args, indent)
-        self.forward += statement(f"{target} = self.{local}({', '.join(inputs)})", indent, comment)
+        if spec.weight is not None:  # the owner is an earlier layer of this scope: its attribute exists
+            self.init += statement(f"self.{local}.weight = self.{spec.weight.value}.weight", indent, "tied")
+        invoked = module.call.format(*inputs, module=f"self.{local}", inputs=", ".join(inputs))
+        self.forward += statement(f"{target} = {invoked}", indent, comment)
 
     def kwargs(self, op, index: int, emitted: list, symbolic, paths: list, forward: bool = False) -> list:
         """(name, source) per constructor argument: the author's expression, a size computed from the
@@ -231,7 +247,9 @@ class LayerWriter:
         for name in names:
             param, raw = op.params.get(name), spec.args.get(name)
             keep = self.keep if forward else None
-            text = self.scope.written(raw.value, isinstance(param, _INTEGER_PARAMS), keep) if raw is not None else None
+            integer = isinstance(param, _INTEGER_PARAMS)
+            runtime = self.runtime if forward else None
+            text = self.scope.written(raw.value, integer, keep, runtime) if raw is not None else None
             values = [dict(m.kwargs).get(name, _default(param)) for m in emitted]
             formula = formulas.get(name)
             if text is not None and getattr(formula, "free_symbols", None):
@@ -277,7 +295,9 @@ class LayerWriter:
 
 
 def _kind(emission) -> str:
-    return getattr(emission, "ctor", None) or getattr(emission, "template", None) or emission.init
+    if isinstance(emission, Module):  # the same constructor called differently (a causal mask) is another kind
+        return emission.ctor + ("" if emission.call == Module.call else f" called as {emission.call}")
+    return getattr(emission, "template", None) or emission.init
 
 
 def _unread(line: str, read: set) -> bool:

@@ -30,8 +30,9 @@ def write_use(writer, index: int, indent: int) -> None:
     for rep in range(len(uses[0].instances)):
         given = {**spec.args, **(spec.first if rep == 0 else {})}
         pairs = [(path, use.instances[rep]) for path, use in zip(outer, uses)]
-        calls.append((info.name, _arguments(writer, info, given, codes, pairs, local)))
-        codes = [_output(writer, info, given, codes), *codes[1:]]
+        fixed = {"index": rep} if uses[0].repeat is not None else {}  # the copy's number, as lowering sees it
+        calls.append((info.name, _arguments(writer, info, given, codes, pairs, local, fixed)))
+        codes = [_output(writer, info, given, codes, fixed), *codes[1:]]
     writer.codes[local] = codes[0]
     writer.attrs.add(local)
     inputs = [writer.vars[r] for r in refs]
@@ -49,7 +50,7 @@ def write_use(writer, index: int, indent: int) -> None:
         writer.forward += statement(f"{target} = block({', '.join([target, *inputs[1:]])})", indent + 4, comment)
 
 
-def _arguments(writer, info, given: dict, codes: list, pairs: list, local: str) -> list:
+def _arguments(writer, info, given: dict, codes: list, pairs: list, local: str, fixed: dict) -> list:
     """Constructor arguments: the input sizes (positional), the arguments written at the use site, and the
     sizes the caller gives as numbers. `pairs`: (caller instance path, the block instance it builds)."""
     out = []
@@ -59,7 +60,7 @@ def _arguments(writer, info, given: dict, codes: list, pairs: list, local: str) 
         out.append(writer.scope.size(codes[k][dim], f"{local}_{param}", values))
     for arg, value in given.items():
         values = [inst.args[arg] for _, inst in pairs]
-        text = writer.scope.written(value.value, isinstance(values[0], int))
+        text = writer.scope.written(value.value, isinstance(values[0], int), fixed=fixed)
         if text is None and any(v != values[0] for v in values):
             raise writer.error(
                 f"argument {arg} differs between uses and is not an expression of the block's arguments",
@@ -76,7 +77,7 @@ def _arguments(writer, info, given: dict, codes: list, pairs: list, local: str) 
     return out
 
 
-def _output(writer, info, given: dict, codes: list) -> tuple:
+def _output(writer, info, given: dict, codes: list, fixed: dict) -> tuple:
     """The output shape of one repetition, as formulas over the caller's names."""
     subs = {}
     for key, symbol in info.symbols.items():
@@ -85,6 +86,7 @@ def _output(writer, info, given: dict, codes: list) -> tuple:
             subs[symbol] = codes[k][dim]
             continue
         raw = given[key].value if key in given else writer.gen.blocks[info.block].args[key]
-        value = expr.evaluate(raw, writer.scope.env) if isinstance(raw, str) else raw
+        env = {**writer.scope.env, **fixed} if key in given else writer.scope.env
+        value = expr.evaluate(raw, env) if isinstance(raw, str) else raw
         subs[symbol] = sympy.sympify(value) if not isinstance(value, bool) else sympy.true if value else sympy.false
     return tuple(sympy.sympify(c).xreplace(subs) if not isinstance(c, int) else c for c in info.output)

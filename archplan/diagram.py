@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from . import dims
 from .ops.base import FAMILY_COLOURS, family_colour
+from .memory_report import saved_text
 from .report import amount, human, rf_text, shape_text
 
-SHOW_CHOICES = ("params", "macs", "rf")
+SHOW_CHOICES = ("params", "macs", "rf", "memory")  # memory: bytes saved for backward (archplan memory)
 BLOCK_COLOUR = "#e0e0e0"
 TERMINAL_COLOUR = "#4d4d4d"
 ERROR_COLOUR, ERROR_FILL = "#d62728", "#f8d0d0"
@@ -67,6 +68,7 @@ class _Builder:
     def __init__(self, result, depth: int | None, show, rankdir: str):
         self.result, self.graph = result, result.graph
         self.depth, self.show, self.rankdir = depth, frozenset(show), rankdir
+        self.saved = _saved_bytes(result) if "memory" in self.show else {}
         self.rows = {row.name: row for row in result.layers}
         self.scopes = {}  # path -> [Scope, ...] (a use's args differ between repetitions)
         for node in self.graph.nodes.values():
@@ -197,6 +199,8 @@ class _Builder:
             parts.append("MACs " + amount(_sum(r.macs for r in rows)))
         if "rf" in show and len(rows) == 1 and rf_text(rows[0].field) != "-":
             parts.append("RF " + rf_text(rows[0].field))
+        if "memory" in show:
+            parts.append("saved " + saved_text(_sum(self.saved.get(r.name, 0) for r in rows)))
         return f'<BR/><FONT POINT-SIZE="{SMALL}">{_esc(" · ".join(parts))}</FONT>' if parts else ""
 
     def _shape_line(self, text: str, colour: str = "#333333") -> str:
@@ -297,6 +301,9 @@ class _Builder:
                 if node.name in self.node_errors and node.name not in self.rows:
                     attrs.update(color=ERROR_COLOUR, fontcolor=ERROR_COLOUR, penwidth="2")
                 dot.edge(origin, target, **attrs)
+            owner = self.key_of.get(node.tied) if node.tied else None
+            if owner is not None and owner != target:  # a shared weight: dashed, not a data path
+                dot.edge(owner, target, label="<shared weight>", style="dashed", constraint="false")
 
     def _outputs(self, dot) -> None:
         for name in self.graph.outputs:
@@ -312,6 +319,13 @@ class _Builder:
                 tooltip=f"output {name}",
             )
             dot.edge(self.key_of.get(name, name), terminal)
+
+
+def _saved_bytes(result) -> dict:
+    """Layer -> bytes autograd saves for it in a training step (archplan/memory.py, default options)."""
+    from .memory import plan
+
+    return {layer.name: layer.saved for layer in plan(result).layers}
 
 
 def build(result, depth: int | None = None, show=(), rankdir: str = "TB"):

@@ -29,6 +29,7 @@ class Node:
     line: int | None = None
     column: int | None = None
     scopes: tuple = ()  # enclosing Scope objects, outermost first
+    tied: str | None = None  # the node whose weight this one shares (`weight: wte`), counted there
 
     @property
     def local_name(self) -> str:

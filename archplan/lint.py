@@ -49,12 +49,13 @@ def _input_shape(result, row) -> tuple:
 def resolution_warnings(result) -> list[Problem]:
     """Layers fed by a flattened spatial map whose parameters scale with it: they depend on the input size."""
     mixed: dict[str, tuple] = {}
+    fields = {r.name: r.field for r in result.layers}
     out = []
     for row in result.layers:
         node = row.node
         carried = next((mixed[s] for s in node.inputs if s in mixed), None)
         flattened = node.op.flattened_spatial(node.args, _input_shape(result, row))
-        if flattened:
+        if flattened and _holds_positions(fields.get(node.inputs[0], False)):
             mixed[node.name] = flattened
         elif carried is not None and node.op.keeps_features:
             mixed[node.name] = carried
@@ -74,6 +75,14 @@ def resolution_warnings(result) -> list[Problem]:
                 )
             )
     return out
+
+
+def _holds_positions(field) -> bool:
+    """Whether the dims a flatten merges can be positions: not after a Linear mixed them all away
+    (attention heads split from features are no spatial map). False (a graph input): by its rank."""
+    if field is False or field is None or field.lost:
+        return True
+    return any(axis is not None for axis in field.axes[2:])
 
 
 def alignment_warnings(result) -> list[Problem]:

@@ -59,10 +59,11 @@ class LazyEnv(Mapping):
 class ShapeProbe:
     """Output shapes of tensors lowered so far, analysed on demand."""
 
-    def __init__(self, lowering, inputs: dict):
+    def __init__(self, lowering, inputs: dict, types: dict | None = None):
         self.low = lowering
         self.shapes: dict[str, tuple] = dict(inputs)
         self.fields: dict[str, Any] = {}
+        self.types: dict[str, tuple] = dict(types or {})  # (dtype, value range) as analysis tracks them
 
     def dim(self, tensor: str, dim: int, what: str) -> Any:
         shape = self.shape(tensor, what)
@@ -94,11 +95,13 @@ class ShapeProbe:
                 stack.extend(missing)
                 continue
             resolved = Node(node.name, node.op, node.args, tuple(sources), node.line, node.column, node.scopes)
-            fields = [self.fields.get(s, input_rf(self.shapes[s])) for s in sources]
+            types = [self.types.get(s, ("float", None)) for s in sources]
+            fields = [self.fields.get(s, input_rf(self.shapes[s], types[i][0])) for i, s in enumerate(sources)]
             try:
-                row = _analyze_node(resolved, [self.shapes[s] for s in sources], fields, [])
+                row = _analyze_node(resolved, [self.shapes[s] for s in sources], fields, [], types)
             except RuleError:
                 raise UpstreamFailed(name) from None
             self.shapes[name], self.fields[name] = row.output_shape, row.field
+            self.types[name] = (row.dtype, row.value_range)
             stack.pop()
         return self.shapes[target]

@@ -165,8 +165,38 @@ def call(target: str, func: str, args: list, indent: int, comment: str = "") -> 
     return lines + _exploded(head, func, args, indent, "")
 
 
+def split_call(text: str) -> tuple | None:
+    """'f(a, g(b, c))' -> ('f', ['a', 'g(b, c)']); None unless the text is one call (f(x)[0] is not)."""
+    open_at, depth, parts, start = None, 0, [], 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+            if depth == 1 and open_at is None:
+                if ch != "(":
+                    return None
+                open_at = start = i + 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0 and i != len(text) - 1:
+                return None
+        elif ch == "," and depth == 1:
+            parts.append(text[start:i].strip())
+            start = i + 1
+        elif ch in "'\"":
+            return None
+    if open_at is None or not text.endswith(")") or not text[: open_at - 1].replace(".", "_").isidentifier():
+        return None
+    last = text[start:-1].strip()
+    return text[: open_at - 1], parts + ([last] if last else [])
+
+
 def statement(text: str, indent: int, comment: str = "") -> list[str]:
+    """`text` on one line, or, for `target = f(...)` too long for one, the call laid out as call() does."""
     pad = " " * indent
+    target, _, value = text.partition(" = ")
+    parts = split_call(value) if value and len(pad) + len(text) > LINE else None
+    if parts is not None and target.isidentifier():
+        return call(target, parts[0], parts[1], indent, comment)
     line = f"{pad}{text}"
     if comment and len(line) + 4 + len(comment) <= LINE:
         return [f"{line}  # {comment}"]

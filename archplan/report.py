@@ -134,8 +134,12 @@ def to_json(result) -> dict:
     }
 
 
-def _dtype_bytes(result) -> int:
-    return itemsize(FLOAT, result.dtype)
+def _activation_bytes(result) -> str:
+    elements, nbytes = result.totals["activation_elements"], result.totals["activation_bytes"]
+    each = itemsize(FLOAT, result.dtype)
+    if _is_monomial(elements) or dims.equal(nbytes, each * elements) is not True:  # mixed dtypes: the sum
+        return f"{_bytes(nbytes)} at {result.dtype}"
+    return f"{each} bytes each at {result.dtype}"
 
 
 def rows(result) -> list[tuple]:
@@ -146,7 +150,7 @@ def rows(result) -> list[tuple]:
         out.append(
             (
                 "  " * depth + node.name,
-                node.op.describe(node.args),
+                node.op.describe(node.args) + (f", weight of {node.tied}" if node.tied else ""),
                 shape_text(row.output_shape),
                 human(row.params),
                 human(row.macs),
@@ -172,12 +176,7 @@ def summary_lines(result) -> list[str]:
         f"Total params: {human(t['params'])} (trainable {human(t['trainable_params'])}); "
         f"buffers: {human(t['buffers'])}",
         costs,
-        f"Activations: {human(t['activation_elements'])} elements, "
-        + (
-            f"{_bytes(t['activation_bytes'])} at {result.dtype}"
-            if _is_monomial(t["activation_elements"])
-            else f"{_dtype_bytes(result)} bytes each at {result.dtype}"
-        ),
+        f"Activations: {human(t['activation_elements'])} elements, " + _activation_bytes(result),
     ]
 
 

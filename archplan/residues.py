@@ -62,7 +62,9 @@ def compile_fn(e, x, lo: int = 1) -> _Fn:
     if e.is_Rational:
         return _constant(Fraction(int(e.p), int(e.q)))
     if e.is_Add:
-        return _sum([compile_fn(a, x, lo) for a in e.args])
+        f = _sum([compile_fn(a, x, lo) for a in e.args])
+        lifted = _lift_extreme(e) if f.trend is None else None
+        return f if lifted is None else compile_fn(lifted, x, lo)
     if e.is_Mul:
         return _product([compile_fn(a, x, lo) for a in e.args], lo)
     if e.is_Pow and e.exp.is_Integer and 0 < e.exp <= 64:
@@ -74,6 +76,18 @@ def compile_fn(e, x, lo: int = 1) -> _Fn:
     if isinstance(e, (sympy.Min, sympy.Max)):
         return _extreme(min if isinstance(e, sympy.Min) else max, [compile_fn(a, x, lo) for a in e.args])
     raise Unsupported(f"it contains {to_str(e)}, which is not built from sums, products and integer divisions")
+
+
+def _lift_extreme(e):
+    """A sum with a Min or Max term as an extreme of sums, whose trend may be known where the sum's is not:
+    L - Min(1024, L) is Max(L - 1024, 0), nondecreasing (a sliced position table against the sequence)."""
+    for i, term in enumerate(e.args):
+        coeff, core = term.as_coeff_Mul()
+        if isinstance(core, (sympy.Min, sympy.Max)):
+            rest = sympy.Add(*e.args[:i], *e.args[i + 1 :])
+            kind = type(core) if coeff > 0 else (sympy.Max if isinstance(core, sympy.Min) else sympy.Min)
+            return kind(*(rest + coeff * a for a in core.args), evaluate=False)
+    return None
 
 
 def _sum(fs: list) -> _Fn:

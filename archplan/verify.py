@@ -10,9 +10,11 @@ arithmetic that hooks cannot see.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +125,9 @@ def _capture(model, module_classes, inputs, counter: bool):
 
         mode = FlopCounterMode(display=False)
     else:
-        import contextlib
-
         mode = contextlib.nullcontext()
     previous = sys.gettrace()
-    with torch.no_grad(), mode:
+    with torch.no_grad(), _math_attention(), mode:
         sys.settrace(trace)
         try:
             outputs = model(*inputs)
@@ -141,6 +141,30 @@ def _capture(model, module_classes, inputs, counter: bool):
     counts = mode.get_flop_counts()
     flops = {name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name in paths.values() if name}
     return shapes, flops, int(sum(counts.get("Global", {}).values())), outputs
+
+
+@contextmanager
+def _math_attention():
+    """Attention on its math path, whose matmuls torch's counter sees: the fused CPU kernel and the inference
+    fast path of nn.MultiheadAttention / nn.TransformerEncoderLayer count 0."""
+    import torch
+
+    mha = getattr(torch.backends, "mha", None)
+    fastpath = mha.get_fastpath_enabled() if mha is not None else None
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        math = sdpa_kernel(SDPBackend.MATH)
+    except ImportError:  # torch < 2.3
+        math = contextlib.nullcontext()
+    try:
+        if mha is not None:
+            mha.set_fastpath_enabled(False)
+        with math:
+            yield
+    finally:
+        if mha is not None:
+            mha.set_fastpath_enabled(fastpath)
 
 
 class _FlopHooks:
@@ -201,8 +225,8 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     torch.manual_seed(seed)
     try:
         model = module.build_model().eval()
-        inputs = [torch.randn(tuple(int(d) for d in shape)) for shape in analysis.inputs.values()]
-        counter = any(_functional_arithmetic(row, analysis) for row in analysis.layers)
+        inputs = [_example_input(analysis, name) for name in analysis.inputs]
+        counter = any(_needs_counter(row, analysis) for row in analysis.layers)
         shapes, flops, total_flops, outputs = _capture(model, classes, inputs, counter)
     except (MemoryError, RuntimeError) as exc:  # allocation failures (the estimate is a bound, not a promise)
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -210,17 +234,20 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     modules = dict(model.named_modules())
     checks = []
     tensors = dict(model.named_parameters())
+    counted: set = set()  # a tied weight counts at the first layer that holds it, as in the analysis
     for row in analysis.layers:
         sub = modules.get(row.name) if row.name in modules and row.name else None
         if sub is None and row.name in tensors:  # a learned tensor (nn.Parameter) is its own layer
             sub = torch.nn.ParameterList([tensors[row.name]])
+        own = None if sub is None else [p for p in sub.parameters() if id(p) not in counted]
+        counted.update(id(p) for p in own or ())
         checks.append(
             LayerCheck(
                 row.name,
                 tuple(int(d) for d in row.output_shape),
                 shapes.get(row.name),
                 int(dims.normalize(row.params)),
-                None if sub is None else sum(p.numel() for p in sub.parameters()),
+                None if own is None else sum(p.numel() for p in own),
                 int(dims.normalize(row.buffers)),
                 None if sub is None else sum(b.numel() for b in sub.buffers()),
                 2 * int(dims.normalize(row.macs)),
@@ -239,14 +266,36 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     return Report(analysis.graph.name, dict(generated.sizes.concrete), tuple(checks), total_rows)
 
 
-def _functional_arithmetic(row, analysis) -> bool:
-    """A functional step (in forward, not a module) that torch's counter counts (matmul): hooks miss it."""
+def _example_input(analysis, name: str):
+    """Random values of the input's dtype: floats from N(0, 1), integer ids uniform over their range."""
+    import torch
+
+    shape = tuple(int(d) for d in analysis.inputs[name])
+    dtype = analysis.graph.input_dtypes.get(name, "float")
+    if dtype in ("float", "float32"):
+        return torch.randn(shape)
+    if dtype in ("float16", "bfloat16", "float64"):
+        return torch.randn(shape, dtype=getattr(torch, dtype))
+    from . import dims
+
+    high = dims.as_int(analysis.graph.input_ranges.get(name)) or 2  # the concrete net's range is a number
+    return torch.randint(0, high, shape, dtype=getattr(torch, dtype))
+
+
+_HOOKED = ("nn.Conv", "nn.ConvTranspose", "nn.Linear")  # modules whose FLOPs _module_flops computes
+
+
+def _needs_counter(row, analysis) -> bool:
+    """A layer with MACs that hooks cannot count: a functional step in forward (matmul, attention) or a
+    module that does its arithmetic through functional calls (nn.MultiheadAttention)."""
     from .ops.base import Module, Tensor
 
     if not row.macs:
         return False
     emitted = row.node.op.emit(row.node.args, [analysis.shape_of(s) for s in row.node.inputs])
-    return not isinstance(emitted, (Module, Tensor))
+    if isinstance(emitted, Module):
+        return not (emitted.base or emitted.ctor).startswith(_HOOKED)
+    return not isinstance(emitted, Tensor)
 
 
 MAX_VERIFY_BYTES = 4 * 2**30  # weights and every activation at float32, held at once in the worst case

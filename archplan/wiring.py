@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .errors import Problem
 from .ir import Graph, Instance, Node, topological_order
 from .spec import NetSpec, Pos, suggest
@@ -82,7 +84,7 @@ def _resolved_nodes(low, inputs: dict) -> list[Node]:
             else:
                 sources.append(target)
         if len(sources) == len(node.inputs) and node.name not in low.failed:
-            out.append(Node(node.name, node.op, node.args, tuple(sources), node.line, node.column, node.scopes))
+            out.append(replace(node, inputs=tuple(sources)))
     return out
 
 
@@ -93,7 +95,7 @@ def _outputs(low, spec: NetSpec, namespace: dict, last: str, nodes: list, inputs
     for ref in names or (last,):
         target, _ = low.resolve(namespace.get(ref, ref))
         if target not in known:
-            if names:
+            if names and ref not in namespace:  # a declared layer that failed has its own error
                 low.error(f"outputs: {ref!r} names no layer", spec.outputs_pos, None, suggest(ref, namespace))
             continue
         out.append(target)

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 import archplan
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SOURCES = [yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in ("resnet18", "unet", "keras_mnist")]
+SOURCES = [
+    yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in ("resnet18", "unet", "keras_mnist", "byte_gpt")
+]
 
 junk = st.recursive(
     st.one_of(
@@ -38,6 +40,10 @@ junk = st.recursive(
                 "2**99",
                 "not c",
                 "c == 1",
+                "wte",
+                "int64",
+                "float32",
+                "index",
             ]
         ),
         st.text(max_size=6),
@@ -71,7 +77,7 @@ def replaced(doc, path, value):
     source=st.sampled_from(range(len(SOURCES))),
     pick=st.integers(0, 10_000),
     value=junk,
-    sizes=st.dictionaries(st.sampled_from(["N", "H", "W"]), st.integers(1, 300), max_size=2),
+    sizes=st.dictionaries(st.sampled_from(["N", "H", "W", "L"]), st.integers(1, 300), max_size=2),
 )
 def test_mutated_examples_never_raise(source, pick, value, sizes):
     doc = SOURCES[source]

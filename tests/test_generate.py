@@ -18,7 +18,7 @@ from archplan.codegen import generate_sources
 from archplan.outputs import MANIFEST
 from archplan.codegen_errors import CodegenError
 from archplan.pysource import docstring_lines
-from archplan.verify import load_module
+from archplan.verify import _example_input, load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 HANG_GUARD = 1800  # seconds: only catches a hung subprocess; never a limit a busy machine could reach
@@ -67,16 +67,18 @@ def test_generated_model_matches_the_analysis(name, tmp_path):
     assert sum(p.numel() for p in model.parameters()) == analysis.totals["params"]
     state = set(model.state_dict())
     for row in analysis.layers:  # state_dict keys mirror the hierarchical layer names
-        if row.params:  # a module's weight, or a learned tensor (no input) under the layer's own name
-            assert (f"{row.name}.weight" if row.node.inputs else row.name) in state, row.name
+        if row.params:  # a module's weights, or a learned tensor (no input) under the layer's own name
+            assert any(k.startswith(f"{row.name}.") for k in state) if row.node.inputs else row.name in state
     shapes = {}
     modules = dict(model.named_modules())
     for row in analysis.layers:
         if row.name in modules:
-            modules[row.name].register_forward_hook(
-                lambda m, a, o, name=row.name: shapes.__setitem__(name, tuple(o.shape)) and None
+            modules[row.name].register_forward_hook(  # nn.MultiheadAttention returns (output, weights)
+                lambda m, a, o, name=row.name: shapes.__setitem__(
+                    name, tuple((o[0] if isinstance(o, tuple) else o).shape)
+                )
             )
-    inputs = [torch.randn(tuple(s)) for s in analysis.inputs.values()]
+    inputs = [_example_input(analysis, name) for name in analysis.inputs]
     with torch.no_grad():
         output = model(*inputs)
     assert tuple(output.shape) == tuple(next(iter(analysis.outputs.values())))

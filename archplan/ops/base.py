@@ -23,6 +23,7 @@ FAMILY_COLOURS = {
     "activation": "#c9ebe6",
     "dropout": "#e5d8bd",
     "merge": "#decbe4",
+    "attention": "#fbb4ae",
     "reshape": "#f2f2f2",
     "other": "#ffffff",
 }
@@ -42,6 +43,7 @@ class Module:
     positional: int = 0  # how many leading kwargs are written positionally: nn.Conv2d(3, 64, kernel_size=3)
     helper: str | None = None  # templates/helpers/<helper>.py.j2 defines `ctor` (a subclass of `base`)
     base: str | None = None
+    call: str = "{module}({inputs})"  # how forward calls it: "{module}({0}, {0}, {0}, need_weights=False)[0]"
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,62 @@ class _Ignore:
 IGNORE = _Ignore()
 
 
+# -- memory: what a layer keeps for the backward pass (archplan/memory.py plans with it) -------------------------
+@dataclass(frozen=True)
+class Saved:
+    """A tensor autograd keeps for backward, or one the forward makes and drops (Memory.scratch).
+
+    role: an input's index (that input's storage, or the copy autocast casts it to), "output" (the output's
+    storage), "weight" (one of the layer's parameters, `shape`: free unless autocast keeps a low-precision copy
+    of it), or "new" (a tensor the op makes: max-pool indices, a dropout mask, batch statistics, a padded copy).
+    dtype of a new tensor: "float" (the op's compute dtype: the input's, or fp16/bf16 under autocast) or a torch
+    dtype name ("float32" for statistics, "int64" for indices, "bool" for a mask)."""
+
+    role: int | str
+    shape: tuple = ()
+    dtype: str = "float"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a layer runs, for Op.memory: training (grad enabled) or eval (no_grad); which inputs require grad (the
+    net's inputs do not; every tensor computed from a weight does); the device whose kernels run; and whether the
+    generated code uses the op's emit_general emission (a block whose uses emit different constructors)."""
+
+    training: bool = True
+    grads: tuple = ()
+    device: str = "cpu"  # "cpu" or "cuda"
+    general: bool = False
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a layer does with memory, as torch 2.13 runs it (tests/memory_oracle.py measures it).
+
+    saved: what a training-mode forward keeps for backward (the planner ignores it when the output does not
+    require grad: no input requires grad and the layer has no parameters). scratch: new tensors an eval-mode
+    forward makes besides its output and frees at once (max-pool indices, the padded copy a 'same' conv makes).
+    alias: the output shares this input's storage (a view, an in-place op, a pass-through); None: a new storage.
+    grad_alias: the inputs whose gradient shares the output gradient's storage (add, concat, views).
+    grad_scratch: new tensors the backward makes before the inputs' gradients and then drops (the gradient of a
+    padded copy, which the pad's backward crops into the input's gradient).
+    autocast: "lower" (autocast casts the inputs to fp16/bf16: conv, linear), "float32" (casts them to fp32),
+    "follow" (runs in its inputs' dtype). weights: the parameter tensors' shapes (weight, bias); None: one tensor
+    of param_count elements."""
+
+    saved: tuple = ()
+    scratch: tuple = ()
+    alias: int | None = None
+    grad_alias: tuple = ()
+    grad_scratch: tuple = ()
+    autocast: str = "follow"
+    weights: tuple | None = None
+
+
 class Op:
     name: ClassVar[str] = ""  # the torch.nn class name
     aliases: ClassVar[tuple] = ()
-    family: ClassVar[str] = "other"  # conv, pool, linear, norm, activation, dropout, merge, reshape, other
+    family: ClassVar[str] = "other"  # conv, pool, linear, norm, activation, dropout, merge, attention, reshape, other
     params: ClassVar[dict[str, Param]] = {}
     arity: ClassVar[tuple] = (1, 1)  # min and max number of inputs (max None = any)
     ranks: ClassVar[tuple | None] = None  # allowed input ranks, None = any
@@ -184,6 +238,10 @@ class Op:
     def buffer_count(self, a: Args, ins: Sequence[Shape]) -> Any:
         return 0
 
+    def weight_shape(self, a: Args, ins: Sequence[Shape]) -> Shape | None:
+        """The shape of the module's `.weight`, which another layer may share (`weight: wte`); None: no weight."""
+        return None
+
     def macs(self, a: Args, ins: Sequence[Shape], out: Shape) -> Any:
         return 0
 
@@ -209,6 +267,12 @@ class Op:
         """An emission that is right for every value of the arguments, for a block whose uses would emit
         different constructors (Conv2d's padding='same' needs stride 1; Conv2dSame takes any). None: none."""
         return None
+
+    # -- memory ------------------------------------------------------------------------------------
+    def memory(self, a: Args, ins: Sequence[Shape], out: Shape, mode: Mode) -> Memory:
+        """What autograd saves, what the forward allocates and frees, which storage the output shares (Memory).
+        Default: nothing saved, a new output storage, gradients of the inputs' sizes, dtypes followed."""
+        return Memory()
 
     # -- element types ---------------------------------------------------------------------------
     integer_inputs: ClassVar[bool] = False  # accepts integer tensors (token ids, indices): layout ops, embedding
@@ -279,6 +343,9 @@ __all__ = [
     "Expression",
     "Tensor",
     "Needs",
+    "Saved",
+    "Mode",
+    "Memory",
     "register",
     "lookup",
     "closest",

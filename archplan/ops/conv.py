@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import dims
 from ..errors import RuleError
 from . import windows as w
-from .base import Module, Op, upsampled_rf, variant, window_rf
+from .base import Memory, Module, Op, Saved, upsampled_rf, variant, window_rf
 from .params import Bool, Choice, Dim, Int, Ints, Padding
 
 
@@ -61,6 +61,9 @@ class ConvNd(Op):
         cin = ins[0][1]
         weights = a.out_channels * dims.floordiv(cin, a.groups) * dims.product(a.kernel_size)
         return weights + (a.out_channels if a.bias else 0)
+
+    def weight_shape(self, a, ins):
+        return (a.out_channels, dims.floordiv(ins[0][1], a.groups), *a.kernel_size)
 
     def macs(self, a, ins, out):
         # torch.utils.flop_counter: batch * prod(out spatial) * Cout * Cin/groups * prod(kernel); bias not counted
@@ -127,6 +130,29 @@ class ConvNd(Op):
         # torch's padding="same" takes stride 1 only; the helper class pads like TensorFlow for any stride
         return self.emit(a, ins, any_stride=True)
 
+    def memory(self, a, ins, out, mode):
+        """Saves its input (the cast copy under autocast) and its weight. The input is first padded into a new
+        tensor, which is what gets saved, by Conv2dSame (padding 'same' with a stride, or in a block whose uses
+        need it), by a padding_mode other than zeros (F.pad, even by 0), and by padding='same' where the total
+        padding is odd (torch pads the odd pixel itself). A reflect/replicate pad also saves its own input."""
+        x = ins[0]
+        weight = (a.out_channels, dims.floordiv(x[1], a.groups), *a.kernel_size)
+        weights = (weight, (a.out_channels,)) if a.bias else (weight,)
+        pads = self.pads(a, x)
+        totals = [before + after for before, after in pads]
+        helper = a.padding == "same" and (max(a.stride) > 1 or mode.general)
+        if helper or a.padding_mode != "zeros":
+            padded = (*x[:2], *(size + t for size, t in zip(w.spatial(x), totals)))
+        elif a.padding == "same" and any(t % 2 for t in totals):  # stride 1: the totals are ints
+            padded = (*x[:2], *(size + t % 2 for size, t in zip(w.spatial(x), totals)))
+        else:
+            return Memory((Saved(0), Saved("weight", weight)), autocast="lower", weights=weights)
+        saved = (Saved("new", padded), Saved("weight", weight))
+        if a.padding_mode in ("reflect", "replicate") and mode.grads[0]:
+            saved = (Saved(0), *saved)
+        pad = (Saved("new", padded),)
+        return Memory(saved, pad, grad_scratch=pad, autocast="lower", weights=weights)
+
 
 Conv1d, Conv2d, Conv3d = (
     variant(ConvNd, f"Conv{n}d", n=n, params=ConvNd.schema(n), ranks=(n + 2,), helper_classes=(f"Conv{n}dSame",))
@@ -180,6 +206,9 @@ class ConvTransposeNd(Op):
         weights = ins[0][1] * dims.floordiv(a.out_channels, a.groups) * dims.product(a.kernel_size)
         return weights + (a.out_channels if a.bias else 0)
 
+    def weight_shape(self, a, ins):
+        return (ins[0][1], dims.floordiv(a.out_channels, a.groups), *a.kernel_size)
+
     def macs(self, a, ins, out):
         # flop_counter counts transposed convs over the *input* positions: batch * prod(in spatial) * Cin * Cout/g * k
         x = ins[0]
@@ -218,6 +247,12 @@ class ConvTransposeNd(Op):
         if not a.bias:
             kwargs.append(("bias", False))
         return Module(f"nn.{self.name}", tuple(kwargs), 2)
+
+    def memory(self, a, ins, out, mode):
+        """Saves its input (the cast copy under autocast) and its weight, as a convolution does."""
+        weight = (ins[0][1], dims.floordiv(a.out_channels, a.groups), *a.kernel_size)
+        weights = (weight, (a.out_channels,)) if a.bias else (weight,)
+        return Memory((Saved(0), Saved("weight", weight)), autocast="lower", weights=weights)
 
 
 ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = (

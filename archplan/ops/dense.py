@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import dims
 from ..errors import RuleError
-from .base import Module, Op, format_shape, register, variant
+from .base import Memory, Module, Op, Saved, format_shape, register, variant
 from .params import Bool, Dim, Float, Int, Sizes
 
 
@@ -25,6 +25,9 @@ class Linear(Op):
     def param_count(self, a, ins):
         return ins[0][-1] * a.out_features + (a.out_features if a.bias else 0)
 
+    def weight_shape(self, a, ins):
+        return (a.out_features, ins[0][-1])
+
     def macs(self, a, ins, out):
         return dims.product(ins[0][:-1]) * ins[0][-1] * a.out_features
 
@@ -43,6 +46,13 @@ class Linear(Op):
             kwargs.append(("bias", False))
         return Module("nn.Linear", tuple(kwargs), 2)
 
+    def memory(self, a, ins, out, mode):
+        """Saves its input (as a 2-D view: the same storage; the cast copy under autocast), and its weight only
+        when the input requires grad (the weight is needed for the input's gradient only)."""
+        weight = (a.out_features, ins[0][-1])
+        saved = (Saved(0), Saved("weight", weight)) if mode.grads[0] else (Saved(0),)
+        return Memory(saved, autocast="lower", weights=(weight, (a.out_features,)) if a.bias else (weight,))
+
 
 class BatchNormNd(Op):
     family = "norm"
@@ -58,6 +68,9 @@ class BatchNormNd(Op):
     def param_count(self, a, ins):
         return 2 * ins[0][1] if a.affine else 0
 
+    def weight_shape(self, a, ins):
+        return (ins[0][1],) if a.affine else None
+
     def buffer_count(self, a, ins):
         # running_mean, running_var and the scalar num_batches_tracked
         return 2 * ins[0][1] + 1 if a.track_running_stats else 0
@@ -69,6 +82,18 @@ class BatchNormNd(Op):
         kwargs = [("num_features", ins[0][1])]
         kwargs += [(k, v) for k, v in a.items() if k in self.params and v != self.params[k].default]
         return Module(f"nn.{self.name}", tuple(kwargs), 1)
+
+    def memory(self, a, ins, out, mode):
+        """Training (or eval without running stats, which uses batch statistics): saves its input, its weight and
+        the batch mean and inverse std (C each, fp32). Eval with running stats computes no statistics. On CUDA,
+        cuDNN also saves a reserve-space tensor whose size it chooses (not modelled)."""
+        c = ins[0][1]
+        weights = ((c,), (c,)) if a.affine else ()
+        stats = (Saved("new", (c,), "float32"), Saved("new", (c,), "float32"))
+        if not mode.training:
+            return Memory(scratch=() if a.track_running_stats else stats, weights=weights)
+        weight = (Saved("weight", (c,)),) if a.affine else ()
+        return Memory((Saved(0), *weight, *stats), weights=weights)
 
 
 def _batchnorm(n: int, ranks: tuple) -> type:
@@ -113,6 +138,9 @@ class LayerNorm(Op):
             return 0
         return dims.product(self.normalized(a, ins)) * (2 if a.bias else 1)
 
+    def weight_shape(self, a, ins):
+        return tuple(self.normalized(a, ins)) if a.elementwise_affine else None
+
     def describe(self, a):
         return "layernorm"
 
@@ -121,6 +149,18 @@ class LayerNorm(Op):
         kwargs = [("normalized_shape", norm[0] if len(norm) == 1 else tuple(norm))]
         kwargs += [(k, a[k]) for k in ("eps", "elementwise_affine", "bias") if a[k] != self.params[k].default]
         return Module("nn.LayerNorm", tuple(kwargs), 1)
+
+    def memory(self, a, ins, out, mode):
+        """Saves its input, weight and bias, and the mean and rstd of each normalised row (fp32, shaped like the
+        input with the normalised dims 1), which eval mode computes too. CUDA's autocast runs it in fp32."""
+        norm = self.normalized(a, ins)
+        x = ins[0]
+        stats = (*x[: len(x) - len(norm)], *(1 for _ in norm))
+        stats = (Saved("new", stats, "float32"), Saved("new", stats, "float32"))
+        weights = (tuple(norm),) * (2 if a.bias else 1) if a.elementwise_affine else ()
+        autocast = "float32" if mode.device == "cuda" else "follow"
+        weight = (Saved("weight", tuple(norm)),) if a.elementwise_affine else ()
+        return Memory((Saved(0), *weight, *stats), stats, autocast=autocast, weights=weights)
 
 
 @register
@@ -147,6 +187,9 @@ class GroupNorm(Op):
     def param_count(self, a, ins):
         return 2 * ins[0][1] if a.affine else 0
 
+    def weight_shape(self, a, ins):
+        return (ins[0][1],) if a.affine else None
+
     def describe(self, a):
         return f"groupnorm {a.num_groups}"
 
@@ -154,6 +197,16 @@ class GroupNorm(Op):
         kwargs = [("num_groups", a.num_groups), ("num_channels", ins[0][1])]
         kwargs += [(k, a[k]) for k in ("eps", "affine") if a[k] != self.params[k].default]
         return Module("nn.GroupNorm", tuple(kwargs))
+
+    def memory(self, a, ins, out, mode):
+        """Saves its input, its weight, and the mean and rstd of each (sample, group) (fp32), which eval mode
+        computes too. CUDA's autocast runs it in fp32."""
+        x = ins[0]
+        stats = (Saved("new", (x[0], a.num_groups), "float32"),) * 2
+        weights = ((x[1],), (x[1],)) if a.affine else ()
+        weight = (Saved("weight", (x[1],)),) if a.affine else ()
+        autocast = "float32" if mode.device == "cuda" else "follow"
+        return Memory((Saved(0), *weight, *stats), stats, autocast=autocast, weights=weights)
 
 
 @register
@@ -172,3 +225,12 @@ class LocalResponseNorm(Op):
 
     def describe(self, a):
         return f"lrn {a.size}"
+
+    def memory(self, a, ins, out, mode):
+        """torch composes it: x*x (saves x), a zero pad of the channels by size - 1 pooled by avg_pool (saves the
+        padded [N, 1, C + size - 1, *spatial]), (k + alpha * avg) ** beta (saves its base) and x / that (saves
+        the power). Eval: the pooled average, the base and the power live at once (two beyond the output)."""
+        x = ins[0]
+        padded = (x[0], 1, x[1] + a.size - 1, *x[2:])
+        saved = (Saved(0), Saved("new", padded), Saved("new", tuple(x)), Saved("new", tuple(x)))
+        return Memory(saved, (Saved("new", tuple(x)), Saved("new", tuple(x))))

@@ -49,9 +49,10 @@ class Field:
     lost: str | None = None
 
     @classmethod
-    def of_input(cls, shape: tuple) -> Field:
-        """An input's own positions: [N, C, *spatial] has one spatial axis per dim after the channels."""
-        spatial = len(shape) - 2 if len(shape) >= 3 else 0
+    def of_input(cls, shape: tuple, integer: bool = False) -> Field:
+        """An input's own positions: [N, C, *spatial] has one spatial axis per dim after the channels; integer
+        ids (tokens [N, L]) have no channel dim: every dim after the batch is a position."""
+        spatial = len(shape) - 1 if integer else len(shape) - 2 if len(shape) >= 3 else 0
         return cls(
             (None,) * (len(shape) - spatial) + (AxisRF(1, 1, 0),) * spatial, tuple(shape[len(shape) - spatial :])
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import dims
 from ..errors import RuleError
-from .base import IGNORE, AxisRF, Expression, Merged, format_shape, register, window_rf
+from .base import IGNORE, AxisRF, Expression, Memory, Merged, format_shape, register, window_rf
 from .fields import opaque
 from .layout import Index, _Layout, _one_or_tuple, axis_index
 from .params import Bool, Dims, Int
@@ -110,6 +110,10 @@ class Slice(_Layout):
         kwargs = tuple((k, a[k]) for k in ("start", "end", "step") if "{" + k + "}" in inner)
         return Expression("{0}[" + _index_text(a.dim, inner) + "]", kwargs)
 
+    def memory(self, a, ins, out, mode):
+        """A view; its input's gradient is a new zero tensor of the input's size with the slice copied in."""
+        return Memory(alias=0)
+
 
 @register
 class Select(_Layout):
@@ -143,6 +147,10 @@ class Select(_Layout):
 
     def emit(self, a, ins):
         return Expression("{0}[" + _index_text(a.dim, "{index}") + "]", (("index", a.index),))
+
+    def memory(self, a, ins, out, mode):
+        """A view; its input's gradient is a new zero tensor of the input's size with the row copied in."""
+        return Memory(alias=0)
 
 
 # -- reductions -----------------------------------------------------------------------------------------------
@@ -207,6 +215,13 @@ class _Reduce(_Layout):
             template += ", keepdim={keepdim}"
             kwargs.append(("keepdim", True))
         return Expression(template + ")", tuple(kwargs))
+
+    def memory(self, a, ins, out, mode):
+        """A new tensor; nothing saved (sizes only). Mean's gradient is a new tensor of the input's size; sum's
+        is the output's gradient expanded (a view). CUDA's autocast runs sum in fp32."""
+        if self.method == "sum":
+            return Memory(grad_alias=(0,), autocast="float32" if mode.device == "cuda" else "follow")
+        return Memory()
 
 
 @register

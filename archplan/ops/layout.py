@@ -13,12 +13,12 @@ restores the axes; a reshape that cuts a spatial axis apart gives an unknown fie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from .. import dims
 from ..errors import RuleError
 from ..show import shown
-from .base import IGNORE, AxisRF, Expression, Op, format_shape, register
+from .base import IGNORE, AxisRF, Expression, Memory, Op, format_shape, register
 from .fields import opaque, regroup, reshaped_field
 from .params import Dim, Dims, Int, Param
 
@@ -34,6 +34,7 @@ class SizeList(Param):
     unflatten: at most one) or to keep (expand: any number)."""
 
     most_inferred: int | None = 1
+    symbolic: ClassVar[bool] = True
 
     def convert(self, value, name, evaluate):
         value = _evaluated(value, evaluate)
@@ -60,6 +61,8 @@ class SizeList(Param):
 class Index(Param):
     """A position along a dim: an int (negative counts from the end), a non-negative symbolic expression, or
     None (the end of a slice)."""
+
+    symbolic: ClassVar[bool] = True
 
     def convert(self, value, name, evaluate):
         value = _evaluated(value, evaluate)
@@ -135,6 +138,11 @@ def _one_or_tuple(values: tuple) -> Any:
 class _Layout(Op):
     family = "reshape"
     integer_inputs = True  # moves values without arithmetic: token ids stay token ids
+
+    def memory(self, a, ins, out, mode):
+        """A view of the input's storage, as is its gradient (a reshape of a non-contiguous tensor copies in torch;
+        the planner assumes views)."""
+        return Memory(alias=0, grad_alias=(0,))
 
 
 # -- reshape, unflatten ---------------------------------------------------------------------------------------
@@ -319,6 +327,10 @@ class Expand(_Layout):
             if dims.as_int(shape[i]) is None and dims.equal(shape[i], x[i - new]) is True:
                 shape[i] = -1
         return Expression("{0}.expand({shape})", (("shape", tuple(dims.normalize(s) for s in shape)),))
+
+    def memory(self, a, ins, out, mode):
+        """A view; its input's gradient sums the output's over the repeated dims: a new tensor."""
+        return Memory(alias=0)
 
 
 # -- slice, select --------------------------------------------------------------------------------------------

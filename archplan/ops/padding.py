@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .. import dims
 from ..errors import RuleError
-from .base import AxisRF, Module, Op, format_shape, variant
+from .base import AxisRF, Memory, Module, Op, Saved, format_shape, variant
 from .params import Float, Ints
 
 _ORDER = ("left, right", "top, bottom", "front, back")
@@ -117,6 +117,14 @@ class PadNd(Op):
         if self.fill == "constant":
             kwargs += (("value", a.value),)
         return Module(f"nn.{self.name}", kwargs, len(kwargs))  # nn.ConstantPad1d((2, 0), 0.0)
+
+    def memory(self, a, ins, out, mode):
+        """Zero and constant pads save nothing; reflection and replication pads save their input, and CPU autocast
+        runs them in fp32 (but the 3-D reflection pad)."""
+        if self.fill in ("zeros", "constant"):
+            return Memory()
+        fp32 = mode.device == "cpu" and (self.fill == "replicate" or self.n < 3)
+        return Memory((Saved(0),), autocast="float32" if fp32 else "follow")
 
 
 def _family(prefix: str, fill: str, label: str) -> tuple:

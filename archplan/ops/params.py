@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from .. import dims
 from ..errors import RuleError
@@ -55,6 +55,7 @@ def _evaluated(value: Any, evaluate: Evaluate) -> Any:
 class Param:
     default: Any = MISSING
     doc: str = ""
+    symbolic: ClassVar[bool] = False  # a size or position that may be a formula (codegen re-evaluates it)
 
     @property
     def required(self) -> bool:
@@ -75,6 +76,8 @@ class Int(Param):
 @dataclass(frozen=True)
 class Dim(Param):
     """A positive size that may stay symbolic (channels, features)."""
+
+    symbolic: ClassVar[bool] = True
 
     def convert(self, value, name, evaluate):
         value = _evaluated(value, evaluate)
@@ -168,6 +171,8 @@ class Choice(Param):
 @dataclass(frozen=True)
 class Sizes(Param):
     """A size or list of sizes (output_size, normalized_shape, upsample size); None keeps the input size."""
+
+    symbolic: ClassVar[bool] = True
 
     n: int | None = None  # required list length, None = any
     allow_none: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import dims
 from ..errors import RuleError
 from . import windows as w
-from .base import Module, Op, variant, window_rf
+from .base import Memory, Module, Op, Saved, variant, window_rf
 from .params import Bool, Int, Ints, Padding, Sizes
 
 
@@ -114,6 +114,26 @@ class PoolNd(Op):
             return Module(f"{self.name}Same", tuple(kwargs), 0, f"{self.kind}_pool_same", f"nn.{self.name}")
         return Module(f"nn.{self.name}", tuple(kwargs))
 
+    def memory(self, a, ins, out, mode):
+        """Max: saves its input and the int64 indices of the output's shape, which eval mode computes too. Avg:
+        saves its input. With padding 'same' the helper class pads the input into a new tensor first, which is
+        what gets saved; the average then divides by the pooled count of real pixels ([1, 1, *output], saved
+        by the division). CPU autocast runs the 3-D pools in fp32."""
+        x = ins[0]
+        autocast = "float32" if mode.device == "cpu" and self.n == 3 else "follow"
+        source, scratch = Saved(0), ()
+        if a.padding == "same":
+            padded = (*x[:2], *(size + sum(pad) for size, pad in zip(w.spatial(x), self.pads(a, x))))
+            source = Saved("new", padded)
+            scratch = (source,)
+        if self.kind == "max":
+            indices = Saved("new", tuple(out), "int64")
+            return Memory((source, indices), (*scratch, indices), grad_scratch=scratch, autocast=autocast)
+        if a.padding == "same":
+            count = Saved("new", (1, 1, *w.spatial(out)))
+            return Memory((source, count), scratch, grad_scratch=scratch, autocast=autocast)
+        return Memory((source,), autocast=autocast)
+
 
 def _pool(kind: str, n: int) -> type:
     name = f"{kind.capitalize()}Pool{n}d"
@@ -160,6 +180,18 @@ class AdaptivePoolNd(Op):
     def emit(self, a, ins):
         size = w.compact(a.output_size)
         return Module(f"nn.{self.name}", (("output_size", size),))
+
+    def memory(self, a, ins, out, mode):
+        """Average to size 1 on every axis is a mean (saves nothing); other sizes save the input. Max saves the
+        input and int64 indices of the output's shape (eval mode computes them too). CPU autocast runs the 3-D
+        average in fp32."""
+        autocast = "float32" if mode.device == "cpu" and self.n == 3 and self.kind == "avg" else "follow"
+        if self.kind == "max":
+            indices = Saved("new", tuple(out), "int64")
+            return Memory((Saved(0), indices), (indices,))
+        if all(d == 1 for d in w.spatial(out)[-self.n :]):
+            return Memory(autocast=autocast)
+        return Memory((Saved(0),), autocast=autocast)
 
 
 def _adaptive(kind: str, n: int) -> type:

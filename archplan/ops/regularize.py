@@ -8,7 +8,7 @@ dependency of the generated code: it defines the class from templates/helpers/st
 
 from __future__ import annotations
 
-from .base import Module, Op, register
+from .base import Memory, Module, Op, Saved, register
 from .params import Choice, Float
 
 
@@ -28,3 +28,12 @@ class StochasticDepth(Op):
 
     def emit(self, a, ins):
         return Module("StochasticDepth", (("p", a.p), ("mode", a.mode)), 0, "stochastic_depth", "nn.Module")
+
+    def memory(self, a, ins, out, mode):
+        """Training with p > 0: x * noise saves the noise, [N, 1, ...] per row or [1, ...] for the batch, in the
+        input's dtype. p = 0 and eval mode return the input itself."""
+        if not mode.training or a.p == 0:
+            return Memory(alias=0, grad_alias=(0,))
+        x = ins[0]
+        shape = (x[0], *(1 for _ in x[1:])) if a.mode == "row" else tuple(1 for _ in x)
+        return Memory((Saved("new", shape),))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import dims
 from ..errors import RuleError
-from .base import Module, Op, format_shape, register, upsampled_rf, window_rf
+from .base import Memory, Module, Op, format_shape, register, upsampled_rf, window_rf
 from .params import Int
 
 
@@ -27,6 +27,10 @@ class _Shuffle(Op):
 
     def emit(self, a, ins):
         return Module(f"nn.{self.name}", ((self.factor, a[self.factor]),), 1)
+
+    def memory(self, a, ins, out, mode):
+        """A new tensor; nothing saved (its gradient is the opposite shuffle of the output's)."""
+        return Memory()
 
 
 @register
@@ -98,3 +102,7 @@ class ChannelShuffle(Op):
 
     def emit(self, a, ins):
         return Module("nn.ChannelShuffle", (("groups", a.groups),), 1)
+
+    def memory(self, a, ins, out, mode):
+        """A new tensor (a contiguous copy of a transposed view); nothing saved."""
+        return Memory()

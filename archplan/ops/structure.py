@@ -7,7 +7,8 @@ from fractions import Fraction
 from .. import dims
 from ..errors import RuleError
 from .fields import merged_field
-from .base import Expression, Module, Op, format_shape, merge_fields, register, upsampled_rf
+from .base import IGNORE, Expression, Memory, Module, Op, Saved, format_shape, merge_fields, register
+from .base import upsampled_rf
 from .params import Choice, Floats, Int, Param, Sizes
 
 
@@ -17,26 +18,26 @@ def _axis(dim: int, rank: int, what: str = "dim") -> int:
     return dim % rank
 
 
+def broadcast(shapes, need, message: str) -> tuple:
+    """torch's broadcasting: shapes aligned at the right, a size-1 dim stretches, other sizes must agree."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for axis in range(rank):
+        wide = [s[axis] for s in padded if s[axis] != 1]
+        for other in wide[1:]:
+            need.equal(wide[0], other, f"{message}: dim {axis} differs")
+        out.append(wide[0] if wide else 1)
+    return tuple(out)
+
+
 class Elementwise(Op):
     family = "merge"
     arity = (2, None)
     symbol = "+"
 
     def output_shape(self, a, ins, need):
-        rank = max(len(s) for s in ins)
-        padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
-        out = []
-        for axis in range(rank):
-            sizes = [s[axis] for s in padded]
-            wide = [d for d in sizes if d != 1]
-            for other in wide[1:]:
-                need.equal(
-                    wide[0],
-                    other,
-                    f"cannot {self.name.lower()} {' and '.join(format_shape(s) for s in ins)}: dim {axis} differs",
-                )
-            out.append(wide[0] if wide else 1)
-        return tuple(out)
+        return broadcast(ins, need, f"cannot {self.name.lower()} {' and '.join(format_shape(s) for s in ins)}")
 
     def receptive_field(self, a, rfs, ins):
         return merge_fields(rfs, max(len(s) for s in ins))
@@ -46,6 +47,13 @@ class Elementwise(Op):
 
     def emit(self, a, ins):
         return Expression(f" {self.symbol} ".join(f"{{{i}}}" for i in range(len(ins))))
+
+    def memory(self, a, ins, out, mode):
+        """x0 + x1 + x2 runs left to right: each partial result is a new tensor (scratch). Add and the first
+        operand of sub pass the output's gradient on as is where no broadcast happened; others get new ones."""
+        passed = range(len(ins)) if self.symbol == "+" else (0,)  # -x1's gradient is a new tensor
+        same = tuple(i for i in passed if tuple(ins[i]) == tuple(out))
+        return Memory(scratch=(Saved("new", tuple(out)),) if len(ins) > 2 else (), grad_alias=same)
 
 
 @register
@@ -59,6 +67,21 @@ class Mul(Elementwise):
     name = "Mul"
     aliases = ("Multiply",)
     symbol = "*"
+
+    def memory(self, a, ins, out, mode):
+        """x0 * x1 * x2 runs left to right; each product saves its right operand when its left one requires grad
+        and its left operand (a partial product after the first) when its right one does."""
+        saved, scratch = [], []
+        left, grad = tuple(ins[0]), mode.grads[0]
+        for k in range(1, len(ins)):
+            if grad:
+                saved.append(Saved(k))
+            if mode.grads[k]:
+                saved.append(Saved(0) if k == 1 else Saved("new", left))
+            left, grad = tuple(self.output_shape(a, [left, ins[k]], IGNORE)), grad or mode.grads[k]
+            if k < len(ins) - 1:
+                scratch.append(Saved("new", left))
+        return Memory(tuple(saved), tuple(scratch[:1]))
 
 
 @register
@@ -75,6 +98,10 @@ class Div(Elementwise):
     aliases = ("Divide",)
     symbol = "/"
     arity = (2, 2)
+
+    def memory(self, a, ins, out, mode):
+        """x / y saves y for either gradient, and x for y's."""
+        return Memory((Saved(1),) + ((Saved(0),) if mode.grads[1] else ()))
 
 
 @register
@@ -114,6 +141,10 @@ class Concat(Op):
     def emit(self, a, ins):
         return Expression("torch.cat([{all}], dim={dim})", (("dim", a.dim),))
 
+    def memory(self, a, ins, out, mode):
+        """Saves nothing (sizes only); each input's gradient is a slice of the output's."""
+        return Memory(grad_alias=tuple(range(len(ins))))
+
 
 @register
 class Flatten(Op):
@@ -146,6 +177,10 @@ class Flatten(Op):
 
     def describe(self, a):
         return "flatten"
+
+    def memory(self, a, ins, out, mode):
+        """A view of its (contiguous) input; its gradient is a view of the output's."""
+        return Memory(alias=0, grad_alias=(0,))
 
 
 @register
@@ -220,3 +255,7 @@ class Upsample(Op):
         if a.align_corners is not None:
             kwargs.append(("align_corners", a.align_corners))
         return Module("nn.Upsample", tuple(kwargs))
+
+    def memory(self, a, ins, out, mode):
+        """Saves nothing (sizes only), in every mode."""
+        return Memory()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import dims
 from ..errors import RuleError
-from .base import Op, Tensor, format_shape, register
+from .base import Memory, Op, Tensor, format_shape, register
 from .params import Choice, Float, Sizes
 
 _INITS = {  # init -> the torch expression that creates the tensor (shape and the arguments it names)
@@ -51,3 +51,7 @@ class Parameter(Op):
         kwargs = [("shape", shape)]
         kwargs += [(k, a[k]) for k in ("value", "std") if "{" + k + "}" in template]
         return Tensor(template, tuple(kwargs))
+
+    def memory(self, a, ins, out, mode):
+        """A learned tensor: its storage is a weight (counted with the weights), it saves nothing."""
+        return Memory()

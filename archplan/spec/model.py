@@ -48,6 +48,7 @@ class LayerSpec:
     repeat: Arg | None = None
     first: dict = field(default_factory=dict)  # block use: args overridden in the first repetition
     when: Arg | None = None
+    weight: Arg | None = None  # the name of an earlier layer in the same scope whose weight this one shares
     pos: Pos = Pos()
 
 

@@ -14,7 +14,7 @@ from .train import parse_train
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("archplan", "name", "description", "symbols", "inputs", "blocks", "layers", "outputs", "train")
-LAYER_KEYS = ("name", "op", "block", "in", "args", "repeat", "first", "when")
+LAYER_KEYS = ("name", "op", "block", "in", "args", "repeat", "first", "when", "weight")
 BLOCK_KEYS = ("args", "inputs", "output", "layers", "description")
 SYMBOL_KEYS = ("min", "max", "default")
 INPUT_KEYS = ("shape", "dtype", "range")
@@ -353,6 +353,12 @@ class _Parser:
             self.check_keys(raw, LAYER_KEYS, f"block use {label or block}", label)
             args = self.arg_map(raw.get("args") or {}, self.pos(raw, "args"), label)
             first = self.arg_map(raw.get("first") or {}, self.pos(raw, "first"), label)
+            if "weight" in raw:
+                self.error(
+                    "`weight:` shares a weight between op layers; a block use has none",
+                    self.key_pos(raw, "weight"),
+                    label,
+                )
         else:
             for key in ("args", "repeat", "first"):
                 if key in raw:
@@ -363,8 +369,27 @@ class _Parser:
                     )
             args = {k: Arg(v, self.pos(raw, k)) for k, v in raw.items() if k not in LAYER_KEYS}
             first = {}
+        weight = None
+        if op is not None and "weight" in raw:
+            if isinstance(raw["weight"], str) and len(raw["weight"]) <= MAX_NAME_LENGTH:
+                weight = Arg(raw["weight"], self.pos(raw, "weight"))
+            else:
+                self.error(
+                    f"weight: expected the name of a layer, received {shown(raw['weight'])}",
+                    self.pos(raw, "weight"),
+                    label,
+                )
         return LayerSpec(
-            name=label, op=op, block=block, args=args, inputs=inputs, repeat=repeat, first=first, when=when, pos=pos
+            name=label,
+            op=op,
+            block=block,
+            args=args,
+            inputs=inputs,
+            repeat=repeat,
+            first=first,
+            when=when,
+            weight=weight,
+            pos=pos,
         )
 
     def arg_map(self, raw, pos: Pos, layer: str | None) -> dict:
