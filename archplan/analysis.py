@@ -225,6 +225,8 @@ def _analyze_node(
     for i, d in enumerate(out):
         if not isinstance(d, int) or d < 1:  # the message is built only when it is needed
             recorder.positive(d, lambda d=d, i=i: _too_small(op, a, ins, d, i))
+        if getattr(d, "is_integer", True) is not True:  # a size written H / 16: a whole number only for some H
+            recorder.divisible(d, 1, f"output size {dims.to_str(d)} at dim {i} must be a whole number")
     rf = op.receptive_field(a, in_rfs, ins) if any(r is not None for r in in_rfs) else None
     if rf is not None and len(rf.axes) != len(out):  # a rule that does not follow this rank
         rf = rf.unknown(f"{op.name} changes the rank in a way its receptive-field rule does not follow", len(out))

@@ -152,21 +152,47 @@ def solve(result, conditions) -> None:
     conditions = _dedupe(_split_products(conditions))
     symbols = {name: symbol(name) for name in result.graph.symbols}
     single: dict[str, list] = {name: [] for name in symbols}
+    cross = []
     for c in conditions:
         names = {s.name for s in _free(c)}
         if len(names) == 1 and next(iter(names)) in single:
             single[next(iter(names))].append(c)
         elif names:
-            result.constraints.append(_cross_text(c))
-    substitutions = {}
+            cross.append(c)
+    substitutions, start = {}, len(result.constraints)
     for name, conds in single.items():
         if not conds:
             continue
         outcome = _solve_symbol(result, name, conds)
         if outcome is not None:
             substitutions[symbols[name]] = outcome
+    forms = _forms(result, symbols) if cross else {}
+    result.constraints[start:start] = [_cross_text(c) for c in cross if not _implied(c, forms)]
     if substitutions and result.ok:
-        _simplify(result, substitutions)
+        _simplify(result, substitutions, tuple(forms.items()))
+
+
+def _forms(result, symbols: dict) -> dict:
+    """Each symbol whose valid values are one residue class from a first value on, as first + period*j
+    (j >= 0): H % 16 == 0 and H >= 16 gives H = 16 + 16*j."""
+    forms = {}
+    for name, x in symbols.items():
+        domain = result.domains.get(name)
+        if domain is not None and len(domain.starts) == 1 and domain.maximum is None and not domain.ends:
+            j = sympy.Dummy(f"{name}_j", integer=True, nonnegative=True)
+            forms[x] = domain.starts[0][1] + domain.period * j
+    return forms
+
+
+def _implied(c, forms: dict) -> bool:
+    """Whether a requirement over several symbols holds for every value their own domains allow (H*W % 256
+    == 0 once H % 16 == 0 and W % 16 == 0): such a requirement says nothing more and is not listed."""
+    if c.kind == "equal" or not forms:
+        return False
+    value = sympy.expand(sympy.sympify(c.value).xreplace(forms))
+    if c.kind == "integer":
+        return value.is_integer is True
+    return value.is_integer is True and (value - 1).is_nonnegative is True
 
 
 def _free(c):
@@ -356,17 +382,36 @@ def _sample_loses(fns: list, period: int, classes: dict, q: int) -> bool:
     return False
 
 
-def _simplify(result, substitutions) -> None:
-    """Rewrite every figure under the derived constraint (H = d*k + c), e.g. floor(H/8)*8 -> H."""
+def _simplify(result, substitutions, forms: tuple = ()) -> None:
+    """Rewrite every figure under the derived constraint (H = d*k + c), e.g. floor(H/8)*8 -> H; with `forms`
+    (symbol -> first + period*j), divisions over several symbols that are exact, floor(H*W/256) -> H*W/256."""
     rule = tuple(sorted(((x, d, c) for x, (d, c) in substitutions.items()), key=lambda t: t[0].name))
 
     def rewrite(v):
-        return v if isinstance(v, int) or not getattr(v, "free_symbols", None) else _rewrite(v, rule)
+        if isinstance(v, int) or not getattr(v, "free_symbols", None):
+            return v
+        return _exact_divisions(_rewrite(v, rule), forms) if forms else _rewrite(v, rule)
 
     for row in result.layers:
         row.output_shape = tuple(rewrite(d) for d in row.output_shape)
         row.params, row.buffers, row.macs = rewrite(row.params), rewrite(row.buffers), rewrite(row.macs)
     result.outputs = {k: tuple(rewrite(d) for d in v) for k, v in result.outputs.items()}
+
+
+@lru_cache(maxsize=4096)
+def _exact_divisions(v, forms: tuple):
+    """v with each floor/ceiling division over several symbols replaced by the exact quotient where the
+    domains make it whole."""
+    if isinstance(v, int) or not getattr(v, "free_symbols", None):
+        return v
+    subs, atoms = dict(forms), {}
+    for atom in v.atoms(FloorDiv, CeilDiv, sympy.floor, sympy.ceiling):
+        if len(atom.free_symbols) < 2:
+            continue
+        exact = atom.args[0] / atom.args[1] if isinstance(atom, (FloorDiv, CeilDiv)) else atom.args[0]
+        if sympy.expand(exact.xreplace(subs)).is_integer is True:
+            atoms[atom] = exact
+    return dims.normalize(v.xreplace(atoms)) if atoms else v
 
 
 @lru_cache(maxsize=4096)

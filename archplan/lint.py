@@ -99,6 +99,8 @@ def alignment_warnings(result) -> list[Problem]:
             centers = [f[axis].center for _, f in fields]
             concrete = all(dims.is_concrete(c) for c in centers)
             spread = max(centers) - min(centers) if concrete else 0
+            if spread >= 1 and _shared_edge([f[axis] for _, f in fields]):
+                spread = 0  # causal paths (WaveNet's residual): each ends at the same input sample
             if len(strides) > 1 or spread >= 1:
                 detail = ", ".join(
                     f"{s}: stride {dims.to_str(f[axis].stride)}, offset {dims.to_str(f[axis].center)}"
@@ -113,6 +115,16 @@ def alignment_warnings(result) -> list[Problem]:
                 )
                 break
     return out
+
+
+def _shared_edge(axes: list) -> bool:
+    """Whether the fields all start, or all end, at the same input position (a causal or anti-causal
+    alignment, intended, unlike a crop that shifts one path)."""
+    firsts = {-a.padding for a in axes}
+    lasts = {a.size - 1 - a.padding for a in axes}
+    if not all(dims.is_concrete(v) for v in (*firsts, *lasts)):
+        return False
+    return len(firsts) == 1 or len(lasts) == 1
 
 
 def coverage_warnings(result) -> list[Problem]:

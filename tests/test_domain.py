@@ -451,3 +451,20 @@ def test_random_conditions_equal_brute_force(seed):
         truth = all(holds(c, h) for c in conditions)
         assert (result.ok and (domain is None or h in domain)) == truth, (h, result.constraints)
         assert not result.ok or texts_hold(result.constraints, h) == truth, (h, result.constraints)
+
+
+def test_a_patchify_reshape_needs_each_side_divisible_and_nothing_redundant():
+    """[N, 3, H / 16, 16, W / 16, 16]: each size must be whole (H % 16 == 0, W % 16 == 0); the element-count
+    requirement over both symbols (H*W % 256 == 0) follows from them and is not listed, and the figures use
+    the exact quotient H*W/256 instead of floor(H*W/256)."""
+    layers = [
+        "{name: grid, op: reshape, shape: [N, 3, H / 16, 16, W / 16, 16]}",
+        "{name: order, op: permute, dims: [0, 2, 4, 1, 3, 5]}",
+        "{name: patches, op: reshape, shape: [N, -1, 768]}",
+    ]
+    result = load(layers, ("N", 3, "H", "W"), "symbols:\n  N: {}\n  H: {}\n  W: {}\n").analyze()
+    assert result.ok and result.constraints == ["H % 16 == 0", "H >= 16", "W % 16 == 0", "W >= 16"]
+    h, w = symbol("H"), symbol("W")
+    assert result.outputs["patches"][1] == h * w / 256
+    for size in (15, 24, 40):
+        assert not load(layers, ("N", 3, size, 32), "symbols:\n  N: {}\n").analyze().ok

@@ -44,8 +44,11 @@ def support(grad) -> tuple[int, int] | None:
 @settings(max_examples=40, deadline=None)
 @given(net=st.lists(layers(tiling=True), min_size=1, max_size=5), pick=st.floats(0.3, 0.7))
 def test_receptive_field_is_the_gradient_support(net, pick):
+    """Exact, except for an output pixel whose window reads only padding at some layer: it depends on no
+    input pixel (found is None), while the field, a translation-invariant hull, still covers the padded
+    positions' virtual fields."""
     found, field = gradient_support(net, pick)
-    assert found == field, net
+    assert found is None or found == field, net
 
 
 @settings(max_examples=40, deadline=None)
@@ -110,3 +113,31 @@ def test_a_linear_over_flattened_positions_is_global_and_the_flatten_keeps_token
     flatten, linear = result.layers[1], result.layers[2]
     assert flatten.field.tokens.axes[0].size == 3 and not flatten.field.whole
     assert linear.field.whole
+
+
+def test_misaligned_branches_warn_and_causal_ones_do_not():
+    """A residual add whose branch is shifted by a crop is flagged; a causal branch (pad on the left only:
+    both paths end at the same sample, as in WaveNet) and a centred one are aligned."""
+
+    def warnings(pad: str):
+        layers = [
+            "{name: x0, op: conv1d, out_channels: 4, kernel_size: 1}",
+            f"{{name: pad, op: constantpad1d, padding: {pad}, value: 0.0}}",
+            "{name: conv, op: conv1d, out_channels: 4, kernel_size: 3}",
+            "{name: add, op: add, in: [x0, conv]}",
+        ]
+        result = analyze(layers, [1, 4, 32])
+        assert result.ok, result.errors
+        return [w.message for w in result.warnings if "not aligned" in w.message]
+
+    assert warnings("[2, 0]") == []  # causal
+    assert warnings("[1, 1]") == []  # centred
+    assert warnings("[0, 2]") == []  # anti-causal: both start at the same sample
+    shifted = [
+        "{name: x0, op: conv1d, out_channels: 4, kernel_size: 1}",
+        "{name: conv, op: conv1d, out_channels: 4, kernel_size: 5, padding: 1}",
+        "{name: crop, op: constantpad1d, padding: [2, 0], value: 0.0}",
+        "{name: add, op: add, in: [x0, crop]}",
+    ]
+    result = analyze(shifted, [1, 4, 32])
+    assert any("not aligned" in w.message for w in result.warnings)
