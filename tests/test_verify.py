@@ -127,6 +127,13 @@ class RandomNet:
             "pad",
             "tconv",
             "drop",
+            "shuffle",
+            "split",
+            "channels_last",
+            "scale",
+            "gate",
+            "tokens",
+            "pads",
         ]
         kind = "mix" if any(s[2:] == (2 * h, 2 * w) for s in self.seen) and r.random() < 0.3 else r.choice(kinds)
         if kind == "conv":
@@ -213,6 +220,46 @@ class RandomNet:
         elif kind == "inner":
             out = r.choice([4, 6])
             self.add(f"block: inner, args: {{c: {out}}}", out, h, w)
+        else:
+            self.tensor_step(kind)
+
+    def tensor_step(self, kind: str) -> None:
+        """The layout and tensor ops: shuffles, channel split, channels-last LayerNorm (ConvNeXt), a learned
+        layer scale and a squeeze-excitation gate (broadcasting), a round trip through tokens, pads, depth."""
+        r, c, h, w = self.rng, self.c, self.h, self.w
+        if kind == "shuffle":
+            if c % 4 == 0 and r.random() < 0.5:
+                self.add("op: pixelshuffle, upscale_factor: 2", c // 4, 2 * h, 2 * w)
+            elif h % 2 == 0 and w % 2 == 0 and c <= 8:
+                self.add("op: pixelunshuffle, downscale_factor: 2", 4 * c, h // 2, w // 2)
+            elif c % 2 == 0:
+                self.add("op: channelshuffle, groups: 2", c, h, w)
+        elif kind == "split" and c >= 2:
+            self.add("op: slice, dim: 1, start: 1, step: 2", c // 2, h, w)
+        elif kind == "channels_last":
+            self.add("op: permute, dims: [0, 2, 3, 1]", c, h, w, named=False)
+            self.add("op: layernorm, eps: 1.0e-6", c, h, w, named=False)
+            self.add("op: permute, dims: [0, 3, 1, 2]", c, h, w)
+        elif kind == "scale":
+            last, scale = self.seen[-1][0], self.name()
+            self.lines.append(f"  - {{name: {scale}, op: parameter, shape: [{c}, 1, 1], init: constant, value: 0.5}}")
+            self.add(f"op: mul, in: [{last}, {scale}]", c, h, w)
+            if r.random() < 0.5:
+                self.add(f"op: stochasticdepth, p: 0.2, mode: {r.choice(['row', 'batch'])}", c, h, w)
+        elif kind == "gate":
+            last = self.seen[-1][0]
+            self.add(f"op: mean, in: {last}, dim: [2, 3], keepdim: true", c, 1, 1, named=False)
+            self.add("op: sigmoid", c, 1, 1)
+            self.add(f"op: mul, in: [{last}, {self.seen[-1][0]}]", c, h, w)
+        elif kind == "tokens":
+            self.add("op: flatten, start_dim: 2", c, h * w, 1, named=False)
+            self.add("op: transpose, dim0: 1, dim1: 2", c, h, w, named=False)
+            self.add(f"op: reshape, shape: [N, {h}, {w}, {c}]", c, h, w, named=False)
+            self.add("op: permute, dims: [0, 3, 1, 2]", c, h, w)
+        elif kind == "pads" and min(h, w) >= 3:
+            op = r.choice(["reflectionpad2d", "replicationpad2d", "constantpad2d"])
+            value = ", value: 0.5" if op == "constantpad2d" else ""
+            self.add(f"op: {op}, padding: [1, 2, 0, 1]{value}", c, h + 1, w + 3)
 
     def text(self) -> str:
         for _ in range(self.rng.randint(3, 9)):
