@@ -151,7 +151,7 @@ def plan(result, options: Options = Options()) -> MemoryPlan:
         outputs[name] = (numel * 4, options.amp != "off" and layer.compute != "float32")
         target.append(dims.product((*shape[:1], *shape[2:])) * 8)
     weights = result.totals["params"] * 4
-    tensors = sum(len(layer.weights) for layer in layers)
+    tensors = sum(len(layer.weights) - len(layer.accumulated) for layer in layers)  # a tied weight is one tensor
     state = OPTIMIZER_STATE[options.optimizer] * weights
     if options.optimizer.startswith("adam") and options.device == "cpu":
         state = state + 4 * tensors  # the step counter: a 0-dim fp32 tensor per parameter tensor

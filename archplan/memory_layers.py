@@ -34,6 +34,7 @@ class Layer:
     weight_bytes: tuple  # fp32 bytes of each
     copies: tuple  # bytes of autocast's low-precision copy of each (empty without one)
     on_path: bool = True  # an output depends on it (else autograd never runs its backward)
+    accumulated: tuple = ()  # indices of weights a later layer shares (`weight: wte`): its gradient came first
 
     def weight_index(self, shape: tuple) -> int:
         return self.weights.index(tuple(shape)) if tuple(shape) in self.weights else 0
@@ -44,6 +45,7 @@ def build_layers(result, options) -> list[Layer]:
     graph = result.graph
     low = AMP_DTYPES[options.amp]
     general = general_nodes(result)
+    shared = {node.tied for node in graph.nodes.values() if node.tied}  # layers whose .weight a later one ties
     dtype_of = {name: dtype_name(graph.input_dtypes.get(name, FLOAT)) for name in graph.inputs}
     grad_of = {name: False for name in graph.inputs}
     layers = []
@@ -85,6 +87,9 @@ def build_layers(result, options) -> list[Layer]:
                 tuple(n * itemsize(low) for n in numel) if policy == "lower" else (),
             )
         )
+        if node.name in shared:
+            tied = tuple(node.op.weight_shape(node.args, ins) or ())
+            layers[-1].accumulated = tuple(i for i, shape in enumerate(shapes) if shape == tied)[:1]
         dtype_of[node.name], grad_of[node.name] = dtype, requires
     needed = set(result.outputs)
     for layer in reversed(layers):

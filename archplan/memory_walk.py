@@ -259,8 +259,7 @@ def backward(t: Timeline, layers: list, fwd: Forward, gbuf: dict) -> None:
             continue
         scratch = [t.add(new_bytes(x, layer), "scratch", m) for x in layer.train.grad_scratch]
         if scratch:  # the inner op's node ran; the pad's backward makes the input's gradient next
-            for nbytes in layer.weight_bytes:
-                t.add(nbytes, "gradients", m)
+            weight_grads(t, layer, m)
             release(g, m)
             release_saved(layer, m)
             m = t.moment("backward", layer.name)
@@ -278,8 +277,7 @@ def backward(t: Timeline, layers: list, fwd: Forward, gbuf: dict) -> None:
         for nbytes in layer.copies:
             t.add(nbytes, "scratch", m, m)  # the low-precision weight gradient before it becomes fp32
         if not scratch:
-            for nbytes in layer.weight_bytes:
-                t.add(nbytes, "gradients", m)
+            weight_grads(t, layer, m)
             release(g, m)
             release_saved(layer, m)
         for alloc in scratch:
@@ -295,3 +293,14 @@ def backward(t: Timeline, layers: list, fwd: Forward, gbuf: dict) -> None:
     for store in (s for kept in saved_by.values() for s in kept):
         if store.released is None:  # saved by layers autograd never ran: freed with the graph
             store.released = last
+
+
+def weight_grads(t: Timeline, layer, m: int) -> None:
+    """The layer's parameter gradients become .grad. A weight that a later layer shares already has one (that
+    layer's backward ran first): torch sums the two out of place (old + new into a new .grad), so for a moment
+    two more tensors of its size exist, then one as before (measured on GPT-2's tied lm_head)."""
+    for i, nbytes in enumerate(layer.weight_bytes):
+        if i in layer.accumulated:
+            t.add(2 * nbytes, "scratch", m, m)
+        else:
+            t.add(nbytes, "gradients", m)

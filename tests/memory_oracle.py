@@ -528,10 +528,10 @@ class _AllocationTracker(TorchDispatchMode):
 
 
 @contextmanager
-def _tracking(model: nn.Module, ignore: set[int]) -> Iterator[_AllocationTracker]:
+def _tracking(model: nn.Module, ignore: set[int], per_module: bool = True) -> Iterator[_AllocationTracker]:
     with ExitStack() as stack:
         stack.enter_context(_quiet_gc())
-        modules = stack.enter_context(_module_stack(model))
+        modules = stack.enter_context(_module_stack(model)) if per_module else None
         tracker = _AllocationTracker(ignore, modules)
         stack.callback(tracker.close)
         yield tracker
@@ -559,11 +559,13 @@ class PeakReport:
         return self.timeline[self.peak_index] if self.peak_index >= 0 else None
 
 
-def inference_peak(model: nn.Module, inputs) -> PeakReport:
-    """Peak live activation bytes of one ``torch.no_grad()`` eval-mode forward, at aten-op granularity."""
+def inference_peak(model: nn.Module, inputs, per_module: bool = True) -> PeakReport:
+    """Peak live activation bytes of one ``torch.no_grad()`` eval-mode forward, at aten-op granularity.
+    ``per_module=False`` installs no module hooks (ops are attributed to ``<root>``): nn.TransformerEncoderLayer
+    takes its fused eval path only when no hooks are attached to it."""
     inputs = _as_tuple(inputs)
     ignore = _storage_keys(model.parameters()) | _storage_keys(model.buffers())
-    with _restored(model, train=False), torch.no_grad(), _tracking(model, ignore) as tracker:
+    with _restored(model, train=False), torch.no_grad(), _tracking(model, ignore, per_module) as tracker:
         tracker.adopt(_tensors(inputs), INPUT)
         with tracker:
             output = model(*inputs)

@@ -54,13 +54,21 @@ def generated_model(net, values: dict, batch: int = 2, seed: int = 0) -> nn.Modu
 
 
 def inputs_for(result, batch: int = 2, seed: int = 1) -> tuple:
+    """Random inputs at the batch: normal floats, or token ids in [0, range) for an integer input (0 without a
+    range)."""
     from archplan import dims
 
     generator = torch.Generator().manual_seed(seed)
-    return tuple(
-        torch.randn(batch, *[int(dims.as_int(d)) for d in shape[1:]], generator=generator)
-        for shape in result.inputs.values()
-    )
+    out = []
+    for name, shape in result.inputs.items():
+        size = [batch, *[int(dims.as_int(d)) for d in shape[1:]]]
+        dtype = result.graph.input_dtypes.get(name)
+        if dtype in ("int64", "int32"):
+            high = dims.as_int(result.graph.input_ranges.get(name)) or 1
+            out.append(torch.randint(high, size, generator=generator, dtype=getattr(torch, dtype)))
+        else:
+            out.append(torch.randn(*size, generator=generator))
+    return tuple(out)
 
 
 class GraphRunner(nn.Module):
@@ -108,7 +116,8 @@ class GraphRunner(nn.Module):
         if isinstance(emitted, Expression):
             kwargs = {key: repr(value) for key, value in emitted.kwargs}
             text = emitted.template.format(*names, all=", ".join(names), **kwargs)
-            return eval(text, {"torch": torch, "F": F}, names)  # our own emission template, not user text
+            scope = {"torch": torch, "F": F, "nn": nn, "self": self}  # as in a generated forward
+            return eval(text, scope, names)  # our own emission template, not user text
         call = getattr(emitted, "call", "{module}({inputs})")
         text = call.format(*names, module="module", inputs=", ".join(names))
         return eval(text, {"module": self.net.get_submodule(name)}, names)

@@ -14,6 +14,8 @@ from ..errors import RuleError
 from .base import Expression, Module, Op, format_shape, merge_fields, register
 from .fields import Field
 from .params import Bool, Dim, Float, Int
+from .replay import Replay
+from .replay_mha import causal_mask, replay_mha
 from .structure import broadcast
 
 
@@ -78,6 +80,15 @@ class Matmul(Op):
     def describe(self, a):
         return "matmul"
 
+    def memory(self, a, ins, out, mode):
+        """torch.matmul (Replay.matmul): mm, mv or dot on 1-/2-D operands; a >= 3-D operand against a matrix folds
+        into one (a copy when its batch dims are not contiguous, or when the other requires grad); else both are
+        expanded to the broadcast batch and reshaped (a copy where a dim is broadcast) for bmm. Each product
+        saves the operand the other's gradient needs. Autocast runs it in fp16/bf16. Assumes contiguous inputs
+        (the planner knows no strides: a transposed operand that would fold or view may copy in torch)."""
+        rp = Replay(ins, mode)
+        return rp.memory(rp.matmul(*rp.inputs))
+
     def emit(self, a, ins):
         return Expression("{0} @ {1}")
 
@@ -131,6 +142,20 @@ class ScaledDotProductAttention(Op):
 
     def describe(self, a):
         return "attention (causal)" if a.is_causal else "attention"
+
+    def memory(self, a, ins, out, mode):
+        """As torch 2.13 picks the CPU kernel (Replay.attention). The flash kernel (no dropout, 4-D q, k, v of
+        one batch and one head size, GQA included) saves q, k, v, its output and the fp32 logsumexp
+        [..., L]. The math path (dropout in training, 2-/3-D inputs, a broadcast batch, d_v != d_qk) saves
+        q * sqrt(scale), k^T * sqrt(scale), the softmax, with dropout the noise and the dropped weights
+        [..., L, S] (fp32: it upcasts half-precision inputs) and v, each where the other operand requires grad;
+        is_causal makes an fp32 [L, S] mask; GQA repeats k and v. Eval runs dropout-free. Limits: inputs are
+        taken to have unit stride in the last dim (else torch takes the math path); under autocast the math
+        path saves an fp32 copy of v, counted here at the cast's half precision. CUDA's kernels (flash,
+        efficient, cuDNN) keep other statistics: not modelled, the CPU's rule applies."""
+        rp = Replay(ins, mode)
+        q, k, v = rp.inputs
+        return rp.memory(rp.attention(q, k, v, a.dropout_p if mode.training else 0.0, a.is_causal, a.enable_gqa))
 
     def emit(self, a, ins):
         text, kwargs = "nn.functional.scaled_dot_product_attention({0}, {1}, {2}", []
@@ -233,6 +258,24 @@ class MultiheadAttention(Op):
 
     def describe(self, a):
         return f"attention {a.num_heads} heads" + (" (causal)" if a.is_causal else "")
+
+    def memory(self, a, ins, out, mode):
+        """replay_mha: packed in_proj, SDPA (flash; the math path with dropout in training), out_proj. With
+        batch_first, the transposed input's projection folds into a contiguous copy [L*N, E], which is saved
+        (the input itself with batch_first false); the packed projection is copied contiguous [3, L, N, E]
+        (q, k, v of SDPA are views of it) and saved with the flash output and logsumexp; out_proj saves the
+        attention output; in_proj and out_proj save their weights when their inputs require grad (cast copies
+        under autocast). The causal helper also holds an fp32 [L, L] mask through its forward. Eval without grad
+        runs torch's fused kernel where it applies (only its output is visible: a fused kernel's workspace is
+        not) and this replay otherwise; the rule assumes no autocast there (autocast disables the fused kernel)
+        and no hooks on the module."""
+        rp = Replay(ins, mode)
+        mask = causal_mask(rp, self.sizes(a, ins)[3]) if a.is_causal else None
+        q, k, v = self.qkv(rp.inputs)
+        fast = len(ins) == 1 and len(ins[0]) == 3 and a.bias and a.num_heads % 2 == 0 and a.batch_first
+        y = replay_mha(rp, q, k, v, a, a.dropout, a.is_causal, fast and not a.is_causal)
+        rp.drop(mask)
+        return rp.memory(y)
 
     def emit(self, a, ins):
         e, kdim, vdim, _, _ = self.sizes(a, ins)

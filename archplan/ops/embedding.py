@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import dims
 from ..errors import RuleError
-from .base import Expression, Module, Op, format_shape, register
+from .base import Expression, Memory, Module, Op, Saved, format_shape, register
 from .params import Dim, Int
 
 
@@ -61,6 +61,11 @@ class Embedding(Op):
     def describe(self, a):
         return f"embedding {dims.to_str(a.num_embeddings)}x{dims.to_str(a.embedding_dim)}"
 
+    def memory(self, a, ins, out, mode):
+        """Saves its int64 indices (the input's storage); the backward makes the dense weight gradient. Autocast
+        leaves it in fp32."""
+        return Memory((Saved(0),), weights=((a.num_embeddings, a.embedding_dim),))
+
     def emit(self, a, ins):
         kwargs = [("num_embeddings", a.num_embeddings), ("embedding_dim", a.embedding_dim)]
         if a.padding_idx is not None:
@@ -98,6 +103,10 @@ class Positions(Op):
 
     def describe(self, a):
         return f"positions of dim {a.dim}"
+
+    def memory(self, a, ins, out, mode):
+        """A new int64 tensor of the dim's size; nothing requires grad, nothing is saved."""
+        return Memory()
 
     def emit(self, a, ins):
         return Expression("torch.arange({0}.shape[{dim}], device={0}.device)", (("dim", a.dim),))

@@ -10,7 +10,9 @@ from __future__ import annotations
 from .. import dims
 from ..errors import RuleError
 from .attention import attends, batch_size, global_field, sequence_dim
-from .base import Module, Op, format_shape, register
+from .replay import Replay
+from .replay_mha import causal_mask, mha_params, replay_mha
+from .base import Args, Module, Op, format_shape, register
 from .params import Bool, Choice, Dim, Float, Int
 
 
@@ -63,6 +65,64 @@ class _TransformerLayer(Op):
             return global_field(rfs, len(ins[0]))
         return rfs[0]
 
+    def memory(self, a, ins, out, mode):
+        """The layer's forward replayed (replay.py): self-attention as nn.MultiheadAttention runs it
+        (replay_mha, with the layer's dropout), dropout (x * noise, saving the noise), the residual
+        adds, LayerNorms (saving their input and fp32 mean and rstd), linear1 (saving its input), relu (its result)
+        or gelu (its input), linear2, in post-norm or pre-norm order; the decoder adds the cross-attention over
+        the memory (k is v: a packed [2, S, N, E] projection). The causal helpers hold an fp32 [L, L] mask. Eval
+        without grad: nn.TransformerEncoderLayer runs torch's fused kernel where its checks allow it (3-D,
+        batch_first, biases, even nhead; no hooks on the module and no autocast, which the rule assumes): only
+        its output is visible. Under autocast the residual stream (adds, LayerNorms) has the layer input's dtype:
+        the rule takes the compute dtype, exact after an autocast op (a linear, a conv, another layer fed by one);
+        an fp32 input (an embedding's) keeps an fp32 stream, whose saved tensors are then counted at half size."""
+        rp = Replay(ins, mode)
+        length = ins[0][sequence_dim(ins[0], a.batch_first)]
+        mask = causal_mask(rp, length) if a[self.causal] else None
+        y = self.replay(rp, a, mask is not None)
+        rp.drop(mask)
+        return rp.memory(y)
+
+    def fused(self, a, ins) -> bool:
+        """torch's checks for the fused eval paths (the encoder layer's, MultiheadAttention's)."""
+        return len(ins[0]) == 3 and a.batch_first and a.bias and a.nhead % 2 == 0
+
+    def sublayers(self, rp: Replay, a, e) -> tuple:
+        """The parameters after the attention's: linear1, linear2 and the norms (in the module's order)."""
+        f, bias = a.dim_feedforward, a.bias
+        linears = [(rp.param(f, e), rp.param(f) if bias else None), (rp.param(e, f), rp.param(e) if bias else None)]
+        norms = [rp.param(e) for _ in range((self.attentions + 1) * (2 if bias else 1))][:: 2 if bias else 1]
+        return linears, norms
+
+    def feed_forward(self, rp: Replay, a, x, linears):
+        """_ff_block: linear2(dropout(activation(linear1(x)))), then the block's last dropout."""
+        p = a.dropout
+        hidden = rp.linear(x, *linears[0])
+        act = rp.activation(hidden, a.activation)
+        rp.drop(hidden)
+        dropped = rp.dropout(act, p)
+        if dropped is not act:
+            rp.drop(act)
+        y = rp.linear(dropped, *linears[1])
+        rp.drop(dropped)
+        return _dropped(rp, y, p)
+
+    def residual(self, rp: Replay, a, x, block, norm):
+        """Pre-norm: x + block(norm(x)); post-norm: norm(x + block(x)). Drops what the expression lets go."""
+        if a.norm_first:
+            normed = rp.layer_norm(x, norm)
+            y = block(normed)
+            rp.drop(normed)
+            out = rp.add(x, y)
+            rp.drop(y)
+            return out
+        y = block(x)
+        summed = rp.add(x, y)
+        rp.drop(y)
+        out = rp.layer_norm(summed, norm)
+        rp.drop(summed)
+        return out
+
     def emit(self, a, ins):
         kwargs = [("d_model", ins[0][-1]), ("nhead", a.nhead)]
         kwargs += [
@@ -85,6 +145,23 @@ class TransformerEncoderLayer(_TransformerLayer):
 
     def describe(self, a):
         return f"encoder layer {a.nhead} heads" + (" (causal)" if a.is_causal else "")
+
+    def replay(self, rp: Replay, a, causal: bool):
+        x = rp.inputs[0]
+        e = x.shape[-1]
+        attention = mha_params(rp, e, e, e, a.bias)
+        linears, norms = self.sublayers(rp, a, e)
+        if not rp.grad_mode and self.fused(a, [x.shape]):
+            return rp.new(x.shape)  # torch._transformer_encoder_layer_fwd
+
+        def attend(h):
+            y = replay_mha(rp, h, h, h, _attention_args(a), a.dropout, causal, False, attention)
+            return _dropped(rp, y, a.dropout)
+
+        x = self.residual(rp, a, x, attend, norms[0])
+        out = self.residual(rp, a, x, lambda h: self.feed_forward(rp, a, h, linears), norms[1])
+        rp.drop(x)
+        return out
 
 
 @register
@@ -125,3 +202,33 @@ class TransformerDecoderLayer(_TransformerLayer):
 
     def describe(self, a):
         return f"decoder layer {a.nhead} heads" + (" (causal)" if a.tgt_is_causal else "")
+
+    def replay(self, rp: Replay, a, causal: bool):
+        x, memory = rp.inputs
+        args, e = _attention_args(a), x.shape[-1]
+        own, cross = mha_params(rp, e, e, e, a.bias), mha_params(rp, e, e, e, a.bias)
+        linears, norms = self.sublayers(rp, a, e)
+        fast = self.fused(a, [x.shape]) and not causal  # MultiheadAttention's own fused kernel (no float mask)
+
+        def attend(h, k, params, causal, fast):
+            return _dropped(rp, replay_mha(rp, h, k, k, args, a.dropout, causal, fast, params), a.dropout)
+
+        h1 = self.residual(rp, a, x, lambda h: attend(h, h, own, causal, fast), norms[0])
+        h2 = self.residual(rp, a, h1, lambda h: attend(h, memory, cross, False, False), norms[1])
+        rp.drop(h1)
+        out = self.residual(rp, a, h2, lambda h: self.feed_forward(rp, a, h, linears), norms[2])
+        rp.drop(h2)
+        return out
+
+
+def _attention_args(a):
+    """The arguments replay_mha reads, as nn.TransformerEncoderLayer/DecoderLayer build their attention."""
+    return Args(num_heads=a.nhead, bias=a.bias, batch_first=a.batch_first)
+
+
+def _dropped(rp: Replay, y, p: float):
+    """dropout(y) as a module returns it: y itself (eval, p = 0), or a new tensor, and y is let go."""
+    out = rp.dropout(y, p)
+    if out is not y:
+        rp.drop(y)
+    return out

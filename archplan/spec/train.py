@@ -14,13 +14,16 @@ from typing import Callable
 from ..errors import Problem
 from .model import Pos
 
-DATASETS = ("synthetic", "digits", "mnist", "cifar10", "folder", "npz")
+DATASETS = ("synthetic", "digits", "mnist", "cifar10", "folder", "npz", "text")
 # Upper bounds: far beyond any real run, low enough to catch a typo or a unit mix-up (steps for epochs, samples for
 # batches) before a run that would never end or a batch that could never be allocated.
 MAX_EPOCHS = 100_000  # ImageNet recipes run 90-600 epochs; small-data runs a few thousand
 MAX_BATCH_SIZE = 2**20  # per process; the largest published batches are 32k-128k samples over hundreds of devices
 MAX_WORKERS = 64  # DataLoader processes per training process
 SEED_LIMIT = 2**32  # train.py seeds numpy with it, and numpy seeds are 0 <= seed < 2**32
+MAX_CONTEXT = 2**20  # tokens per training sequence; the net's validity domain bounds it further (train.py checks)
+MAX_SAMPLE_TOKENS = 100_000  # tokens sampled after training: a short continuation, not a corpus
+MAX_TOP_K = 2**20  # beyond any vocabulary in use (GPT-2: 50,257; the largest published: about 256k)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ TRAIN_FIELDS = {
     "val_fraction": Field("float", 0.2, *_number("in (0, 1)", lambda v: 0 < v < 1)),
     "seed": Field("int", 0, *_int(0, SEED_LIMIT - 1, " (numpy seeds are below 2**32)")),
     "num_workers": Field("int", 0, *_int(0, MAX_WORKERS)),
+    # Sequence tasks (a net with one token input [N, L]); other nets ignore them.
+    "context": Field("int", None, *_int(1, MAX_CONTEXT, " (tokens per sequence; null: the net's default)")),
+    "sample_tokens": Field("int", 200, *_int(0, MAX_SAMPLE_TOKENS, " (0: no sample)")),
+    "temperature": Field("float", 0.8, *_number(">= 0 (0: the likeliest token)", lambda v: v >= 0)),
+    "top_k": Field("int", 0, *_int(0, MAX_TOP_K, " (0: every token)")),
 }
 
 
