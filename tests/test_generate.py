@@ -23,6 +23,10 @@ from archplan.verify import _example_input, load_module
 ROOT = Path(__file__).resolve().parents[1]
 HANG_GUARD = 1800  # seconds: only catches a hung subprocess; never a limit a busy machine could reach
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
+# Nets whose float32 model takes a second or more to build and run here: the slow set checks their generated
+# model layer by layer; the default run still verifies each of them (tests/test_verify.py).
+LARGE = {"convnext_tiny", "densenet121", "efficientnet_b0", "googlenet", "gpt2_small", "shufflenet_v2_x1_0"}
+LARGE |= {"vgg16", "vit_b_16"}
 torch = pytest.importorskip("torch")
 
 
@@ -52,7 +56,7 @@ def generate(name: str, tmp_path: Path, *sets: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in EXAMPLES])
 def test_generated_model_matches_the_analysis(name, tmp_path):
     out = generate(name, tmp_path)
     files = [MANIFEST, "README.md", "model.py", "ruff.toml", "test_model.py", "train.py"]
@@ -96,7 +100,9 @@ def _imports(source: str) -> set:
     return names
 
 
-@pytest.mark.parametrize("name", ["lenet", "resnet18", "unet"])
+@pytest.mark.parametrize(
+    "name", ["lenet", pytest.param("resnet18", marks=pytest.mark.slow), pytest.param("unet", marks=pytest.mark.slow)]
+)
 def test_the_generated_self_check_passes(name, tmp_path):
     out = generate(name, tmp_path)
     done = subprocess.run(

@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
+# gpt2_small's 124M parameters take seconds to build: the default run verifies it at a short context
+# (tests/test_transformer_examples.py), the slow set at its defaults
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "gpt2_small" else n for n in EXAMPLES]
+)
 def test_every_example_verifies(name):
     report = verify(archplan.load(ROOT / "examples" / f"{name}.yaml"))
     assert report.ok, format_report(report, everything=False)
@@ -281,11 +285,13 @@ class RandomNet:
         return self.text()
 
 
-def test_random_nets_verify(tmp_path):
+def verify_random_nets(seeds: range, minimum: int, tmp_path) -> None:
+    """Every valid random net of the seeds verifies, and its generated model.py is ruff clean."""
     from archplan.codegen import generate_sources
+    from test_generate import assert_ruff_clean
 
     checked, skipped = 0, []
-    for seed in range(120):
+    for seed in seeds:
         text = RandomNet(seed).build()
         net = archplan.loads(text, f"random-{seed}.yaml")
         if not net.analyze({"N": 1}).ok:
@@ -293,10 +299,19 @@ def test_random_nets_verify(tmp_path):
             continue
         report = verify(net)
         assert report.ok, f"seed {seed}:\n{text}\n{format_report(report, everything=False)}"
-        (tmp_path / f"model_{seed}.py").write_text(generate_sources(net).files["model.py"])
+        generated = generate_sources(net).files
+        (tmp_path / f"model_{seed}.py").write_text(generated["model.py"])
         checked += 1
-    assert checked >= 90, f"only {checked} random nets were valid (invalid seeds: {skipped})"
-    from test_generate import assert_ruff_clean
-
-    (tmp_path / "ruff.toml").write_text(generate_sources(net).files["ruff.toml"])
+    assert checked >= minimum, f"only {checked} random nets were valid (invalid seeds: {skipped})"
+    (tmp_path / "ruff.toml").write_text(generated["ruff.toml"])
     assert_ruff_clean(tmp_path)
+
+
+def test_random_nets_verify(tmp_path):
+    verify_random_nets(range(40), 30, tmp_path)
+
+
+@pytest.mark.slow
+def test_more_random_nets_verify(tmp_path):
+    """The default run's 40 seeds and these 80: 120 random nets."""
+    verify_random_nets(range(40, 120), 60, tmp_path)
