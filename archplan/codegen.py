@@ -59,7 +59,8 @@ def environment():
     return env
 
 
-def generate_sources(net, values: dict | None = None) -> Generated:
+def generate_sources(net, values: dict | None = None, model_only: bool = False) -> Generated:
+    """model_only: model.py alone (verify's need: no trainer, whose --batch-size auto plans memory)."""
     try:
         sizes, model, analysis = resolve(net, dict(values or {}))
     except RuleError as exc:  # an expression the analysis accepted that a class's code cannot print
@@ -69,6 +70,8 @@ def generate_sources(net, values: dict | None = None) -> Generated:
         raise ArchplanError(concrete.errors, net.path)
     env = environment()
     files = {"model.py": env.get_template("model.py.j2").render(model=model)}
+    if model_only:
+        return Generated(files, model, analysis, concrete, sizes)
     train = train_context(analysis, concrete, trainer_memory(net, sizes.concrete))
     if train is not None:
         files["train.py"] = env.get_template("train.py.j2").render(**train)

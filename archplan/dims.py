@@ -107,8 +107,19 @@ def is_multiple(x: Any, y: Any) -> bool:
 
 
 def product(values) -> Dim:
-    result = 1
+    """The product; plain ints multiply first, formulas in one sympy Mul (a Mul per factor costs as much each)."""
+    number, rest = 1, []
     for v in values:
+        if isinstance(v, int):
+            number *= v
+        else:
+            rest.append(v)
+    if not rest or number == 0:
+        return number
+    if len(rest) > 1 and all(hasattr(v, "is_commutative") for v in rest):  # sympy expressions
+        return _sym().multiply(number, rest)
+    result = number
+    for v in rest:
         result = result * v
     return result
 

@@ -118,7 +118,17 @@ def cancelled(q):
 
 
 def add_all(terms):
-    return sympy.Add(*[_as_expr(t) for t in terms])
+    """One Add of every term, like terms collected first with Python ints: sympy's Add.flatten over thousands
+    of terms that share a monomial (576*H*W*N per layer of a deep chain) costs far more than the dict."""
+    coefficients: dict = {}
+    for term in terms:
+        coefficient, rest = _as_expr(term).as_coeff_Mul()
+        coefficients[rest] = coefficients.get(rest, 0) + coefficient
+    return sympy.Add(*[c * rest for rest, c in coefficients.items() if c != 0])
+
+
+def multiply(number: int, factors: list):
+    return sympy.Mul(number, *factors)
 
 
 def truediv(a, b):

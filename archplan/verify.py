@@ -213,7 +213,7 @@ def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     from . import dims
     from .codegen import generate_sources
 
-    generated = generate_sources(net, values)
+    generated = generate_sources(net, values, model_only=True)
     analysis = generated.concrete
     module = load_module(generated.files["model.py"], analysis.graph.name)
     classes = [

@@ -51,21 +51,27 @@ def chain(layers: int, symbolic: bool) -> str:
 
 
 def timed(cmd: list[str], env: dict | None = None) -> float:
+    # as installed packages run: bytecode caches written and read (a PYTHONDONTWRITEBYTECODE=1 shell would
+    # recompile archplan on every run, a cost no user pays)
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**base, **(env or {})})
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-500:]}")
     return elapsed
 
 
-def side_by_side(commands: dict, repeats: int) -> dict:
-    """Median seconds per labelled command, the commands interleaved in each round."""
+def side_by_side(commands: dict, repeats: int, stat=statistics.median) -> dict:
+    """Seconds per labelled command (the median, or `stat`, of its runs), the commands interleaved in each
+    round after one unmeasured warm-up round (bytecode caches, the disk cache)."""
+    for cmd, env in commands.values():
+        timed(cmd, env)
     times: dict = {label: [] for label in commands}
     for _ in range(repeats):
         for label, (cmd, env) in commands.items():
             times[label].append(timed(cmd, env))
-    return {label: statistics.median(values) for label, values in times.items()}
+    return {label: stat(values) for label, values in times.items()}
 
 
 def claim(text: str, ok: bool, measured: str) -> None:
@@ -116,13 +122,14 @@ def main() -> None:
         ratio = t["archplan check"] / t["torchinfo, 1 thread"]
         claim("at most 0.5x torchinfo's time", ratio <= 0.5, f"{ratio:.2f}x")
 
-        print("Growth per layer (time of N layers minus time of 100 layers, divided by N - 100)")
+        # the fastest of 5 runs: a difference of a few tenths of a second is otherwise within the machine's noise
+        print("Growth per layer (time of N layers minus time of 100 layers, divided by N - 100; fastest of 5 runs)")
         sizes = (1_000, 3_000) if args.quick else (1_000, 10_000)
         for symbolic in (False, True):
             paths = {n: folder / f"g{n}{symbolic}.yaml" for n in (100, *sizes)}
             for n, p in paths.items():
                 p.write_text(chain(n, symbolic))
-            t = side_by_side({n: ([*ARCHPLAN, "check", str(p)], None) for n, p in paths.items()}, 3)
+            t = side_by_side({n: ([*ARCHPLAN, "check", str(p)], None) for n, p in paths.items()}, 5, min)
             per = {n: (t[n] - t[100]) / (n - 100) * 1000 for n in sizes}
             kind = "symbolic" if symbolic else "concrete"
             print(f"  {kind}: " + ", ".join(f"{n:,} layers {t[n]:.2f} s ({per[n]:.3f} ms/layer)" for n in sizes))

@@ -59,6 +59,8 @@ def border_loss(size: Any, kernel: int, stride: int, before: Any, after: Any, di
     rest = dims.mod(size + before + after - k_eff, stride)
     if isinstance(rest, int) and isinstance(after, int):
         return max(rest - after, 0)
+    if isinstance(after, int) and after <= 0:
+        return rest - after  # a remainder is never negative: no Max to build (sympy's is costly)
     return dims.dmax(rest - after, 0)
 
 
