@@ -12,6 +12,7 @@ from typing import Any
 
 from . import dims, expr, ops
 from .errors import Problem, RuleError
+from .expansion import ExpansionCost
 from .ir import Entry, Graph, Instance, Node, Scope, SymbolInfo, Use
 from .probe import LazyEnv, ShapeProbe, UpstreamFailed, shape_names
 from .show import listed, shown
@@ -43,9 +44,9 @@ class _Lowering:
         self.free: dict[str, SymbolInfo] = {}
         self.visits = 0
         self.suggestions = MAX_SUGGESTIONS
-        self.block_costs: dict[str, int] = {}
         self.input_ranges: dict = {}
         self.env = self.symbol_env(values)
+        self.costs = ExpansionCost(spec.blocks, self.env, MAX_VISITS)
         self.probe: ShapeProbe | None = None
 
     # -- symbols and inputs ------------------------------------------------------------------------
@@ -271,25 +272,6 @@ class _Lowering:
         self.nodes.append(node)
         self.node_by_name[node.name] = node
 
-    def block_cost(self, name: str, stack: tuple = ()) -> int:
-        """Layer entries one use of a block visits at least (literal repeats multiply; nested uses included)."""
-        if name in self.block_costs:
-            return self.block_costs[name]
-        block = self.spec.blocks.get(name)
-        if block is None or name in stack:
-            return 1
-        cost = 0
-        for layer in block.layers:
-            cost += 1
-            if layer.block is not None:
-                repeat = layer.repeat.value if layer.repeat is not None else 1
-                times = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else 1
-                cost += times * self.block_cost(layer.block, (*stack, name))
-            if cost > MAX_VISITS:
-                break
-        self.block_costs[name] = cost
-        return cost
-
     def block_use(self, spec: LayerSpec, full: str, env, inputs: tuple, scopes: tuple, stack: tuple) -> Use | None:
         block = self.spec.blocks.get(spec.block)
         self.failed.add(full)  # until it lowers cleanly
@@ -308,7 +290,11 @@ class _Lowering:
             )
             return None
         repeat = self.repeat_count(spec, env, full)
-        if self.visits + repeat * self.block_cost(block.name) > MAX_VISITS:
+        first_env = ChainMap({"index": 0}, env) if spec.repeat is not None else env
+        cost = self.costs.use(block.name, {**spec.args, **spec.first}, first_env)
+        if repeat > 1 and self.visits + cost <= MAX_VISITS:
+            cost += (repeat - 1) * self.costs.use(block.name, spec.args, env)
+        if self.visits + cost > MAX_VISITS:
             raise _TooMany(spec.pos, full)
         self.block_paths[full] = block.name
         use = Use(full, block.name, repeat if spec.repeat is not None else None)
