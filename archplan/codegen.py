@@ -76,7 +76,7 @@ def generate_sources(net, values: dict | None = None, model_only: bool = False) 
     if train is not None:
         files["train.py"] = env.get_template("train.py.j2").render(**train)
     files["README.md"] = env.get_template("README.md.j2").render(
-        **readme_context(analysis.graph, concrete, sizes, train is not None)
+        **readme_context(analysis.graph, concrete, sizes, train and train["task"])
     )
     files["test_model.py"] = env.get_template("test_model.py.j2").render(**test_context(model, concrete, sizes))
     files["ruff.toml"] = RUFF_CONFIG

@@ -203,13 +203,15 @@ def _example(concrete, name: str) -> str:
     return f"torch.randint(0, {high}, {shape}, dtype=torch.{dtype})"
 
 
-def readme_context(graph, concrete, sizes: Sizes, has_train: bool) -> dict:
+def readme_context(graph, concrete, sizes: Sizes, task: str | None) -> dict:
+    """task: train.py's task, None without a train.py."""
     from .report import markdown
 
     return {
         "name": identifier(graph.name),
         "table": markdown(concrete, graph.path),
-        "has_train": has_train,
+        "has_train": task is not None,
+        "language_model": task == "language_model",
         "sizes": ", ".join(f"{k}={v}" for k, v in sorted(sizes.concrete.items())),
         "notes": list(sizes.notes),
     }

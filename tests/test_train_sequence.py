@@ -137,11 +137,13 @@ def test_the_trainer_knows_the_task_the_vocabulary_and_the_valid_lengths(lm, cla
     assert '"tokens": (torch.int64, 256),' in code
     assert "CONTEXT = 16" in code and 'CONTEXT_RULE = "1 <= L <= 32"' in code  # wpe has 32 rows
     assert 'BEST_METRIC, HIGHER_IS_BETTER = "val_loss", False' in code
+    assert "--dataset text --data-dir corpus.txt" in (lm / "README.md").read_text()
     code = (classifier / "train.py").read_text()
     assert 'TASK = "classification"' in code and "CONTEXT = 12" in code and "def generate(" not in code
     lenet = generate_sources(archplan.load(ROOT / "examples" / "lenet.yaml")).files["train.py"]
     assert "TOKEN_INPUTS: dict[str, tuple[torch.dtype, int | None]] = {}\n" in lenet
     assert "--context" not in lenet and "def generate(" not in lenet and "--prompt" not in lenet
+    assert "--dataset text" not in (classifier / "README.md").read_text()
 
 
 def test_the_trainers_with_extreme_train_values_are_ruff_clean(tmp_path):
