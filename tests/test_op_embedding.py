@@ -133,3 +133,48 @@ def test_tying_errors(layers, message):
 def test_positions_dim_out_of_range():
     result = net("  - {op: positions, dim: 2}\n").analyze()
     assert not result.ok and "dim 2 is out of range for a 2-D input" in result.errors[0].message
+
+
+@pytest.mark.parametrize("padding", [None, 3])
+def test_an_embedding_std_draws_the_generated_table_from_it(padding):
+    from archplan.codegen import generate_sources
+    from archplan.verify import load_module
+
+    pad = "" if padding is None else f", padding_idx: {padding}"
+    layers = (
+        f"  - {{name: wte, op: embedding, num_embeddings: 2000, embedding_dim: 64, std: 0.02{pad}}}\n"
+        "  - {name: head, op: linear, out_features: 2000, weight: wte}\n"
+    )
+    model_net = net(layers, "tokens: {shape: [N, L], dtype: int64, range: 2000}", "N: {}\n  L: {default: 8}")
+    result = model_net.analyze({"N": 1})
+    assert result.ok and result.totals["params"] == 2000 * 64 + 2000  # the table once, the head's bias
+    source = generate_sources(model_net).files["model.py"]
+    assert "class NormalEmbedding(nn.Embedding):" in source and "std=0.02" in source
+    torch.manual_seed(0)
+    model = load_module(source, "t").build_model()
+    weight = model.wte.weight.detach()
+    assert isinstance(model.wte, torch.nn.Embedding) and model.head.weight is model.wte.weight
+    rows = [i for i in range(2000) if i != padding]
+    assert abs(float(weight[rows].std()) - 0.02) < 0.001
+    if padding is not None:
+        assert not weight[padding].any()
+    assert set(model.state_dict()) == {"wte.weight", "head.weight", "head.bias"}
+    assert verify(model_net).ok
+
+
+def test_the_default_std_keeps_torchs_embedding():
+    from archplan.codegen import generate_sources
+
+    layers = "  - {name: wte, op: embedding, num_embeddings: 100, embedding_dim: 4}\n"
+    source = generate_sources(net(layers, symbols="N: {}\n  L: {default: 8}")).files["model.py"]
+    assert "nn.Embedding(100, 4)" in source and "NormalEmbedding" not in source
+
+
+@pytest.mark.parametrize(
+    "std, message",
+    [("0", "std: expected a number > 0, received 0.0"), ("-1", "> 0"), (".inf", "expected a finite number")],
+)
+def test_embedding_std_must_be_positive_and_finite(std, message):
+    layers = f"  - {{name: wte, op: embedding, num_embeddings: 10, embedding_dim: 4, std: {std}}}\n"
+    result = net(layers).analyze()
+    assert not result.ok and message in result.errors[0].message

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import dims
 from ..errors import RuleError
 from .base import Expression, Memory, Module, Op, Saved, format_shape, register
-from .params import Dim, Int
+from .params import Dim, Float, Int
 
 
 @register
@@ -18,7 +18,14 @@ class Embedding(Op):
         "num_embeddings": Dim(doc="size of the table: the vocabulary, e.g. num_embeddings: 50257"),
         "embedding_dim": Dim(doc="width of each vector, e.g. embedding_dim: 768"),
         "padding_idx": Int(default=None, doc="an id whose vector stays zero and gets no gradient"),
+        "std": Float(
+            default=1.0,
+            minimum=0,
+            open_minimum=True,
+            doc="vectors start from N(0, std**2); torch's default is 1, GPT-2 uses std: 0.02",
+        ),
     }
+    helper_classes = ("NormalEmbedding",)
 
     @classmethod
     def normalize(cls, values):
@@ -70,7 +77,10 @@ class Embedding(Op):
         kwargs = [("num_embeddings", a.num_embeddings), ("embedding_dim", a.embedding_dim)]
         if a.padding_idx is not None:
             kwargs.append(("padding_idx", a.padding_idx))
-        return Module("nn.Embedding", tuple(kwargs), 2)
+        if a.std == 1.0:
+            return Module("nn.Embedding", tuple(kwargs), 2)
+        kwargs.append(("std", a.std))  # a subclass that draws its vectors with this std
+        return Module("NormalEmbedding", tuple(kwargs), 2, "normal_embedding", "nn.Embedding")
 
 
 @register

@@ -153,9 +153,15 @@ class Float(Param):
             raise RuleError(f"{name}: expected a finite number, received {value}")
         low_fail = self.minimum is not None and (value <= self.minimum if self.open_minimum else value < self.minimum)
         if low_fail or (self.maximum is not None and value > self.maximum):
-            low = "(" if self.open_minimum else "["
-            raise RuleError(f"{name}: expected a number in {low}{self.minimum}, {self.maximum}], received {value}")
+            raise RuleError(f"{name}: expected a number {self._range()}, received {value}")
         return value
+
+    def _range(self) -> str:
+        if self.maximum is None:
+            return f"{'>' if self.open_minimum else '>='} {self.minimum:g}"
+        if self.minimum is None:
+            return f"<= {self.maximum:g}"
+        return f"in {'(' if self.open_minimum else '['}{self.minimum:g}, {self.maximum:g}]"
 
 
 @dataclass(frozen=True)
