@@ -72,7 +72,7 @@ def generate_sources(net, values: dict | None = None, model_only: bool = False) 
     files = {"model.py": env.get_template("model.py.j2").render(model=model)}
     if model_only:
         return Generated(files, model, analysis, concrete, sizes)
-    train = train_context(analysis, concrete, trainer_memory(net, sizes.concrete))
+    train = train_context(analysis, concrete, trainer_memory(net, sizes.concrete), net.spec.train_where)
     if train is not None:
         files["train.py"] = env.get_template("train.py.j2").render(**train)
     files["README.md"] = env.get_template("README.md.j2").render(

@@ -58,9 +58,10 @@ class Sequence:
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")
 
 
-def train_context(analysis, concrete, memory: dict | None = None) -> dict | None:
+def train_context(analysis, concrete, memory: dict | None = None, where: dict | None = None) -> dict | None:
     """analysis: at the sizes model.py keeps (symbols it leaves free stay symbols); concrete: at every default.
-    memory: memory.trainer_memory's numbers for --batch-size auto (plain ints), or None."""
+    memory: memory.trainer_memory's numbers for --batch-size auto (plain ints), or None. where: the spec's
+    train_where (train key -> line, column), to locate a setting the net refuses."""
     graph = analysis.graph
     outputs = list(concrete.outputs.values())
     if len(outputs) != 1 or len(outputs[0]) < 2:
@@ -74,7 +75,7 @@ def train_context(analysis, concrete, memory: dict | None = None) -> dict | None
     train = _Train(**graph.train)
     if train.context is not None:
         try:
-            _check_context(train.context, sequence, graph.name)
+            _check_context(train.context, sequence, graph.name, (where or {}).get("context", (None, None)))
         except CodegenError as exc:
             raise exc.at(graph.path) from None
     return {
@@ -144,12 +145,14 @@ def _same_length(analysis) -> bool:
     return len(outputs) == 3 and outputs[1] == inputs[1]
 
 
-def _check_context(context: int, sequence: Sequence | None, net: str) -> None:
+def _check_context(context: int, sequence: Sequence | None, net: str, where: tuple) -> None:
     if sequence is None:
-        raise CodegenError(f"train.context {context}: {net} has no token input [N, L] whose length it could set")
+        message = f"train.context {context}: {net} has no token input [N, L] whose length it could set"
+        raise CodegenError(message, line=where[0], column=where[1])
     residues = sequence.residues
     if not any(context % sequence.period == r and f <= context <= (last or context) for r, f, last in residues):
-        raise CodegenError(f"train.context {context} is not a length {net} accepts: {sequence.rule}")
+        message = f"train.context {context} is not a length {net} accepts: {sequence.rule}"
+        raise CodegenError(message, line=where[0], column=where[1])
 
 
 class _Train:

@@ -163,11 +163,15 @@ def test_the_trainers_with_extreme_train_values_are_ruff_clean(tmp_path):
 
 
 def test_train_context_must_be_a_length_the_net_accepts():
-    with pytest.raises(ArchplanError, match=r"train.context 33 is not a length tiny_lm accepts: 1 <= L <= 32"):
-        generate_sources(archplan.loads(lm_net(train="context: 33")))
+    text = lm_net(train="context: 33")
+    with pytest.raises(ArchplanError, match=r"train.context 33 is not a length tiny_lm accepts: 1 <= L <= 32") as err:
+        generate_sources(archplan.loads(text, "lm.yaml"))
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "context: 33" in row)
+    assert err.value.problems[0].line == line  # located at the setting
     lenet = (ROOT / "examples" / "lenet.yaml").read_text().replace("train: {", "train: {context: 8, ")
-    with pytest.raises(ArchplanError, match=r"train.context 8: lenet has no token input \[N, L\]"):
+    with pytest.raises(ArchplanError, match=r"train.context 8: lenet has no token input \[N, L\]") as err:
         generate_sources(archplan.loads(lenet))
+    assert err.value.problems[0].line == next(i for i, row in enumerate(lenet.splitlines(), 1) if "context: 8" in row)
 
 
 NET = """archplan: 1

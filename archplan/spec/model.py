@@ -73,4 +73,5 @@ class NetSpec:
     outputs: tuple  # names (empty = last layer)
     train: dict  # validated training defaults
     path: str = ""
+    train_where: dict = field(default_factory=dict)  # train key -> (line, column) of its value
     outputs_pos: Pos = Pos()

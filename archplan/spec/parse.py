@@ -145,7 +145,9 @@ class _Parser:
         blocks = self.blocks(doc.get("blocks") or {}, self.pos(doc, "blocks"))
         layers = self.layers(doc.get("layers"), self.pos(doc, "layers"), None)
         outputs = self.names(doc.get("outputs"), self.pos(doc, "outputs"), "outputs")
-        train, train_problems = parse_train(doc.get("train") or {}, self.pos(doc, "train"))
+        raw_train = doc.get("train") or {}
+        train, train_problems = parse_train(raw_train, self.pos(doc, "train"))
+        train_where = {k: raw_train.value_where(k) for k in raw_train} if hasattr(raw_train, "value_where") else {}
         self.problems.extend(train_problems)
         return NetSpec(
             name=name if isinstance(name, str) and len(name) <= MAX_NAME_LENGTH else "net",
@@ -157,6 +159,7 @@ class _Parser:
             outputs=outputs,
             train=train,
             path=self.path,
+            train_where=train_where,
             outputs_pos=self.pos(doc, "outputs"),
         )
 
