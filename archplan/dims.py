@@ -116,7 +116,7 @@ def product(values) -> Dim:
             rest.append(v)
     if not rest or number == 0:
         return number
-    if len(rest) > 1 and all(hasattr(v, "is_commutative") for v in rest):  # sympy expressions
+    if len(rest) > 1 and all(is_expr(v) for v in rest):
         return _sym().multiply(number, rest)
     result = number
     for v in rest:

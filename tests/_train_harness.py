@@ -150,3 +150,23 @@ def run_in_process(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+
+
+def assert_refused(result: subprocess.CompletedProcess, status: int, *phrases: str) -> None:
+    """Exit status `status`, and stderr is one line `error: ...` holding every phrase (no traceback)."""
+    assert result.returncode == status, f"{result.returncode}:\n{result.stdout}\n{result.stderr}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+def load(path: Path) -> dict:
+    """A checkpoint of the generated train.py, read as train.py reads it (weights_only=True)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -40,21 +40,28 @@ layers:
 """
 
 
+def estimate(low, use) -> int:
+    """What the estimator says a top-level block use visits, as lowering asks it (first copy, then the rest)."""
+    first = low.costs.use(use.block, {**use.args, **use.first}, {**low.env, "index": 0})
+    repeat = low.repeat_count(use, low.env, use.block)
+    return first + (repeat - 1) * low.costs.use(use.block, use.args, low.env)
+
+
+def visited(spec) -> int:
+    """The layer entries lowering visits for the whole net."""
+    low = build._Lowering(spec, {})
+    root = build.Instance("", None, spec.layers, {}, tuple(low.inputs()))
+    low.scope(root, "", low.env, {name: name for name in spec.inputs}, (), ())
+    return low.visits
+
+
 def visits_and_estimate(text: str) -> tuple[int, int]:
     """What lowering visited inside the one top-level use, and what the estimate said it would."""
     spec, problems = parse_text(text, "nested.yaml")
     assert not problems, problems
-    low = build._Lowering(spec, {})
-    use = spec.layers[0]
-    repeat = low.repeat_count(use, low.env, "use")
-    first = low.costs.use(use.block, {**use.args, **use.first}, {**low.env, "index": 0})
-    estimate = first + (repeat - 1) * low.costs.use(use.block, use.args, low.env)
     graph, problems = build.lower(spec, {})
     assert graph is not None and not problems, problems
-    low = build._Lowering(spec, {})
-    root = build.Instance("", None, spec.layers, {}, tuple(low.inputs()))
-    low.scope(root, "", low.env, {name: name for name in spec.inputs}, (), ())
-    return low.visits - 1, estimate  # the top-level entry itself is not inside the use
+    return visited(spec) - 1, estimate(build._Lowering(spec, {}), spec.layers[0])  # minus the use's own entry
 
 
 @settings(max_examples=25, deadline=None)
@@ -80,15 +87,8 @@ def test_every_example_expands_within_its_estimate():
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         spec = archplan.load(path).spec
         low = build._Lowering(spec, {})
-        estimate = len(spec.layers) + sum(
-            low.costs.use(layer.block, {**layer.args, **layer.first}, {**low.env, "index": 0})
-            + (low.repeat_count(layer, low.env, layer.block) - 1) * low.costs.use(layer.block, layer.args, low.env)
-            for layer in spec.layers
-            if layer.block is not None
-        )
-        root = build.Instance("", None, spec.layers, {}, tuple(low.inputs()))
-        low.scope(root, "", low.env, {name: name for name in spec.inputs}, (), ())
-        assert estimate <= low.visits, path.name
+        total = len(spec.layers) + sum(estimate(low, layer) for layer in spec.layers if layer.block is not None)
+        assert total <= visited(spec), path.name
 
 
 def test_random_arguments_never_overestimate():

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import archplan  # noqa: E402
-from _train_harness import read_metrics, run_in_process, run_train  # noqa: E402
+from _train_harness import assert_ok, assert_refused, load, read_metrics, run_in_process, run_train  # noqa: E402
 from archplan.codegen import generate_sources, write  # noqa: E402
 from archplan.errors import ArchplanError  # noqa: E402
 
@@ -103,23 +103,6 @@ def small_lm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Path:
     return make(tmp_path_factory.mktemp("classifier") / "tiny_classifier", CLASSIFIER)
-
-
-def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-
-
-def assert_refused(result: subprocess.CompletedProcess, status: int, *phrases: str) -> None:
-    """Exit status `status`, and stderr is one line `error: ...` holding every phrase (no traceback)."""
-    assert result.returncode == status, f"{result.returncode}:\n{result.stdout}\n{result.stderr}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def unigram_nats(data: bytes) -> float:

@@ -25,7 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import archplan  # noqa: E402
 from _train_harness import (  # noqa: E402
+    assert_ok,
+    assert_refused,
     lenet_context,
+    load,
     make_project,
     read_metrics,
     render,
@@ -67,23 +70,6 @@ QUICK = [
     "--max-steps",
     "2",
 ]
-
-
-def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-
-
-def assert_refused(result: subprocess.CompletedProcess, status: int, *phrases: str) -> None:
-    """Exit status `status`, and stderr is one line `error: ...` holding every phrase (no traceback)."""
-    assert result.returncode == status, f"{result.returncode}:\n{result.stdout}\n{result.stderr}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def ruff_command() -> list[str]:

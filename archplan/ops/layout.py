@@ -212,8 +212,19 @@ class Unflatten(_Layout):
 
 
 # -- permute, transpose, expand -------------------------------------------------------------------------------
+class _Reorder(_Layout):
+    """A reordering of the input's dims (`order(a, shape)`: output dim i is input dim order[i]), each carrying its
+    size and its field entry."""
+
+    def output_shape(self, a, ins, need):
+        return tuple(ins[0][d] for d in self.order(a, ins[0]))
+
+    def receptive_field(self, a, rfs, ins):
+        return rfs[0].with_axes(rfs[0].axes[d] for d in self.order(a, ins[0]))
+
+
 @register
-class Permute(_Layout):
+class Permute(_Reorder):
     """torch's `Tensor.permute(dims)`: each output dim is an input dim, with its field entry (spatial or not)."""
 
     name = "Permute"
@@ -230,12 +241,6 @@ class Permute(_Layout):
             raise RuleError(f"permute: dims {list(a.dims)} repeat a dim; expected a permutation of 0..{rank - 1}")
         return order
 
-    def output_shape(self, a, ins, need):
-        return tuple(ins[0][d] for d in self.order(a, ins[0]))
-
-    def receptive_field(self, a, rfs, ins):
-        return rfs[0].with_axes(rfs[0].axes[d] for d in self.order(a, ins[0]))
-
     def describe(self, a):
         return "permute " + ",".join(str(d) for d in a.dims)
 
@@ -244,7 +249,7 @@ class Permute(_Layout):
 
 
 @register
-class Transpose(_Layout):
+class Transpose(_Reorder):
     """torch's `Tensor.transpose(dim0, dim1)`: the two dims swap, with their field entries."""
 
     name = "Transpose"
@@ -256,12 +261,6 @@ class Transpose(_Layout):
         order = list(range(rank))
         order[d0], order[d1] = d1, d0
         return order
-
-    def output_shape(self, a, ins, need):
-        return tuple(ins[0][d] for d in self.order(a, ins[0]))
-
-    def receptive_field(self, a, rfs, ins):
-        return rfs[0].with_axes(rfs[0].axes[d] for d in self.order(a, ins[0]))
 
     def describe(self, a):
         return f"transpose {a.dim0},{a.dim1}"
