@@ -56,6 +56,16 @@ class ArchplanError(Exception):
         self.path = path
         super().__init__("\n".join(p.format(path) for p in self.problems))
 
+    def __reduce__(self):  # as it is, subclasses included (their __init__ takes other arguments)
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls, args: tuple, state: dict) -> ArchplanError:
+    exc = Exception.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
 
 class RuleError(Exception):
     """Raised inside op rules and expression evaluation; the caller attaches the location."""

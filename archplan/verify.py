@@ -5,20 +5,22 @@ the module that owns it, so a trace function reads them when each forward return
 as add and concat included). Parameters and buffers are counted on the submodule named after the layer;
 FLOPs per submodule come from torch's own formulas (torch.utils.flop_counter, 2 FLOPs per multiply-add):
 applied by forward hooks to the aten op each leaf module runs, or by FlopCounterMode when functional steps do
-arithmetic that hooks cannot see.
+arithmetic that hooks cannot see. What is compared comes from verify_expect, which needs no torch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import linecache
 import sys
-import tempfile
+import types
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 from .codegen_errors import CodegenError
+from .verify_expect import Expected, expect
+from .verify_report import LayerCheck, Report, sizes_text, format_report
+
+__all__ = ["Expected", "Report", "TorchMissing", "expect", "format_report", "measure", "verify"]
 
 TORCH_MISSING = "archplan verify needs PyTorch: pip install archplan[torch]"
 
@@ -28,72 +30,15 @@ class TorchMissing(CodegenError):
         super().__init__(TORCH_MISSING)
 
 
-@dataclass(frozen=True)
-class LayerCheck:
-    layer: str
-    expected_shape: tuple
-    actual_shape: tuple | None
-    expected_params: int
-    actual_params: int | None  # None: a functional step without a module
-    expected_buffers: int
-    actual_buffers: int | None
-    expected_flops: int
-    actual_flops: int | None
-
-    @property
-    def problems(self) -> list[str]:
-        out = []
-        if self.actual_shape != self.expected_shape:
-            out.append(f"shape {_shape(self.actual_shape)} != predicted {_shape(self.expected_shape)}")
-        pairs = (
-            ("params", self.expected_params, self.actual_params),
-            ("buffers", self.expected_buffers, self.actual_buffers),
-            ("FLOPs", self.expected_flops, self.actual_flops),
-        )
-        for what, want, got in pairs:
-            if got is None:
-                got = 0 if what != "FLOPs" else None  # a functional step owns nothing; its FLOPs are in the total
-            if got is not None and got != want:
-                out.append(f"{what} {got:,} != predicted {want:,}")
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class Report:
-    net: str
-    sizes: dict
-    layers: tuple  # LayerCheck
-    totals: tuple  # (what, predicted, measured)
-
-    @property
-    def failures(self) -> list:
-        return [c for c in self.layers if not c.ok]
-
-    @property
-    def total_failures(self) -> list:
-        return [t for t in self.totals if t[1] != t[2]]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.total_failures
-
-
-def _shape(shape) -> str:
-    return "missing" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
-
-
 def load_module(source: str, name: str):
-    """Import generated model.py text as a fresh module (from a temporary file, for readable tracebacks)."""
-    folder = Path(tempfile.mkdtemp(prefix="archplan-verify-"))
-    path = folder / "model.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"archplan_generated_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """Generated model.py text as a fresh module. No file is written: linecache holds the text, so that
+    tracebacks still show its lines."""
+    filename = f"<archplan: model.py of {name}>"
+    code = compile(source, filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = types.ModuleType(f"archplan_generated_{name}")
+    module.__file__ = filename
+    exec(code, module.__dict__)
     return module
 
 
@@ -141,6 +86,50 @@ def _capture(model, module_classes, inputs, counter: bool):
     counts = mode.get_flop_counts()
     flops = {name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name in paths.values() if name}
     return shapes, flops, int(sum(counts.get("Global", {}).values())), outputs
+
+
+# torch.nn.init's random fills; orthogonal_ runs a QR decomposition, kaiming fills of ResNet-50 take 0.2 s
+_RANDOM_FILLS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "orthogonal_",
+    "sparse_",
+)
+
+
+@contextmanager
+def _zero_init():
+    """Weights filled with zeros instead of random values while the model is built: shapes, counts and FLOPs
+    do not depend on the values. The calls are still checked against each function's signature; the
+    generated test_model.py runs the real initialisation."""
+    import inspect
+
+    import torch
+    from torch.nn import init
+
+    def zero_fill(original):
+        signature = inspect.signature(original)
+
+        def fill(*args, **kwargs):
+            tensor = signature.bind(*args, **kwargs).arguments["tensor"]  # a wrong argument fails as in torch
+            with torch.no_grad():
+                return tensor.zero_()
+
+        return fill
+
+    saved = {name: getattr(init, name) for name in _RANDOM_FILLS if hasattr(init, name)}
+    try:
+        for name, original in saved.items():
+            setattr(init, name, zero_fill(original))
+        yield
+    finally:
+        for name, original in saved.items():
+            setattr(init, name, original)
 
 
 @contextmanager
@@ -206,144 +195,75 @@ def _module_flops(module, args, out) -> int:
 
 def verify(net, values: dict | None = None, seed: int = 0) -> Report:
     """Generate model.py for the net, run it at concrete sizes and compare with the analysis."""
+    require_torch()
+    return measure(expect(net, values), seed)
+
+
+def require_torch() -> None:
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         raise TorchMissing() from None
-    from . import dims
-    from .codegen import generate_sources
 
-    generated = generate_sources(net, values, model_only=True)
-    analysis = generated.concrete
-    module = load_module(generated.files["model.py"], analysis.graph.name)
+
+def measure(expected: Expected, seed: int = 0) -> Report:
+    """Build model.py in torch, run it once on random inputs and compare every layer with `expected`."""
+    require_torch()
+    import torch
+
+    torch.manual_seed(seed)
+    module = load_module(expected.source, expected.net)
     classes = [
         v
         for v in vars(module).values()
         if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__
     ]
-    _check_memory(analysis)
-    torch.manual_seed(seed)
     try:
-        model = module.build_model().eval()
-        inputs = [_example_input(analysis, name) for name in analysis.inputs]
-        counter = any(_needs_counter(row, analysis) for row in analysis.layers)
-        shapes, flops, total_flops, outputs = _capture(model, classes, inputs, counter)
+        with _zero_init():
+            model = module.build_model().eval()
+        inputs = [_example_input(*spec) for spec in expected.inputs]
+        shapes, flops, total_flops, outputs = _capture(model, classes, inputs, expected.needs_counter)
     except (MemoryError, RuntimeError) as exc:  # allocation failures (the estimate is a bound, not a promise)
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CodegenError(f"running the net at {_sizes(generated.sizes.concrete)} failed: {first}") from None
+        raise CodegenError(f"running the net at {sizes_text(expected.sizes)} failed: {first}") from None
     modules = dict(model.named_modules())
     checks = []
     tensors = dict(model.named_parameters())
     counted: set = set()  # a tied weight counts at the first layer that holds it, as in the analysis
-    for row in analysis.layers:
-        sub = modules.get(row.name) if row.name in modules and row.name else None
-        if sub is None and row.name in tensors:  # a learned tensor (nn.Parameter) is its own layer
-            sub = torch.nn.ParameterList([tensors[row.name]])
+    for layer in expected.layers:
+        sub = modules.get(layer.name) if layer.name in modules and layer.name else None
+        if sub is None and layer.name in tensors:  # a learned tensor (nn.Parameter) is its own layer
+            sub = torch.nn.ParameterList([tensors[layer.name]])
         own = None if sub is None else [p for p in sub.parameters() if id(p) not in counted]
         counted.update(id(p) for p in own or ())
         checks.append(
             LayerCheck(
-                row.name,
-                tuple(int(d) for d in row.output_shape),
-                shapes.get(row.name),
-                int(dims.normalize(row.params)),
+                layer.name,
+                layer.shape,
+                shapes.get(layer.name),
+                layer.params,
                 None if own is None else sum(p.numel() for p in own),
-                int(dims.normalize(row.buffers)),
+                layer.buffers,
                 None if sub is None else sum(b.numel() for b in sub.buffers()),
-                2 * int(dims.normalize(row.macs)),
-                None if sub is None else flops.get(row.name, 0),
+                layer.flops,
+                None if sub is None else flops.get(layer.name, 0),
             )
         )
-    totals = analysis.totals
-    measured_out = tuple(tuple(o.shape) for o in outputs)
-    predicted_out = tuple(tuple(int(d) for d in s) for s in analysis.outputs.values())
     total_rows = (
-        ("params", int(dims.normalize(totals["params"])), sum(p.numel() for p in model.parameters())),
-        ("buffers", int(dims.normalize(totals["buffers"])), sum(b.numel() for b in model.buffers())),
-        ("FLOPs", int(dims.normalize(totals["flops"])), total_flops),
-        ("outputs", predicted_out, measured_out),
+        ("params", expected.params, sum(p.numel() for p in model.parameters())),
+        ("buffers", expected.buffers, sum(b.numel() for b in model.buffers())),
+        ("FLOPs", expected.flops, total_flops),
+        ("outputs", expected.outputs, tuple(tuple(o.shape) for o in outputs)),
     )
-    return Report(analysis.graph.name, dict(generated.sizes.concrete), tuple(checks), total_rows)
+    return Report(expected.net, dict(expected.sizes), tuple(checks), total_rows)
 
 
-def _example_input(analysis, name: str):
-    """Random values of the input's dtype: floats from N(0, 1), integer ids uniform over their range."""
+def _example_input(name: str, shape: tuple, dtype: str, high: int):
+    """Random values of the input's dtype: floats from N(0, 1), integer ids uniform over [0, high)."""
     import torch
 
-    shape = tuple(int(d) for d in analysis.inputs[name])
-    dtype = analysis.graph.input_dtypes.get(name, "float")
     if dtype in ("float", "float32"):
         return torch.randn(shape)
     if dtype in ("float16", "bfloat16", "float64"):
         return torch.randn(shape, dtype=getattr(torch, dtype))
-    from . import dims
-
-    high = dims.as_int(analysis.graph.input_ranges.get(name)) or 2  # the concrete net's range is a number
     return torch.randint(0, high, shape, dtype=getattr(torch, dtype))
-
-
-_HOOKED = ("nn.Conv", "nn.ConvTranspose", "nn.Linear")  # modules whose FLOPs _module_flops computes
-
-
-def _needs_counter(row, analysis) -> bool:
-    """A layer with MACs that hooks cannot count: a functional step in forward (matmul, attention) or a
-    module that does its arithmetic through functional calls (nn.MultiheadAttention)."""
-    from .ops.base import Module, Tensor
-
-    if not row.macs:
-        return False
-    emitted = row.node.op.emit(row.node.args, [analysis.shape_of(s) for s in row.node.inputs])
-    if isinstance(emitted, Module):
-        return not (emitted.base or emitted.ctor).startswith(_HOOKED)
-    return not isinstance(emitted, Tensor)
-
-
-MAX_VERIFY_BYTES = 4 * 2**30  # weights and every activation at float32, held at once in the worst case
-
-
-def _sizes(values: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "fixed sizes"
-
-
-def _check_memory(analysis) -> None:
-    """Refuse sizes whose tensors would not fit before torch tries to allocate them."""
-    from . import dims
-
-    totals = analysis.totals
-    needed = 4 * (int(dims.normalize(totals["activation_elements"])) + int(dims.normalize(totals["params"])))
-    needed += 4 * int(dims.normalize(totals["buffers"]))
-    if needed > MAX_VERIFY_BYTES:
-        raise CodegenError(
-            f"verify runs the net once, and at these sizes its weights and activations take {needed / 2**30:,.1f} "
-            f"GiB (more than {MAX_VERIFY_BYTES // 2**30} GiB): pass smaller sizes with --set"
-        )
-
-
-def format_report(report: Report, everything: bool = False) -> str:
-    """Every layer with `everything`, else only those that differ; the totals always."""
-    sizes = _sizes(report.sizes)
-    head = ("layer", "shape", "params", "FLOPs", "")
-    rows = []
-    for c in report.layers:
-        if not everything and c.ok:
-            continue
-        params = "" if c.actual_params is None and not c.expected_params else f"{c.expected_params:,}"
-        flops = f"{c.expected_flops:,}" if c.expected_flops or c.actual_flops else ""
-        rows.append((c.layer, _shape(c.expected_shape), params, flops, "ok" if c.ok else "; ".join(c.problems)))
-    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(4)]
-    lines = [f"verify {report.net} at {sizes}", ""]
-    if rows:
-        for r in (head, *rows):
-            cells = [str(r[i]).ljust(widths[i]) if i < 2 else str(r[i]).rjust(widths[i]) for i in range(4)]
-            lines.append("  ".join(cells) + "  " + r[4])
-        lines.append("")
-    for what, want, got in report.totals:
-        status = "ok" if want == got else f"MISMATCH: torch {got}"
-        shown = f"{want:,}" if isinstance(want, int) else ", ".join(_shape(s) for s in want)
-        lines.append(f"{what}: {shown} {status}")
-    bad = len(report.failures) + len(report.total_failures)
-    count = len(report.layers)
-    lines.append(
-        f"all {count} layers match the analysis" if not bad else f"{len(report.failures)} of {count} layer(s) differ"
-    )
-    return "\n".join(lines) + "\n"

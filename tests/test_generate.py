@@ -18,7 +18,7 @@ from archplan.codegen import generate_sources
 from archplan.outputs import MANIFEST
 from archplan.codegen_errors import CodegenError
 from archplan.pysource import docstring_lines
-from archplan.verify import _example_input, load_module
+from archplan.verify import _example_input, expect, load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 HANG_GUARD = 1800  # seconds: only catches a hung subprocess; never a limit a busy machine could reach
@@ -82,7 +82,7 @@ def test_generated_model_matches_the_analysis(name, tmp_path):
                     name, tuple((o[0] if isinstance(o, tuple) else o).shape)
                 )
             )
-    inputs = [_example_input(analysis, name) for name in analysis.inputs]
+    inputs = [_example_input(*spec) for spec in expect(net).inputs]
     with torch.no_grad():
         output = model(*inputs)
     assert tuple(output.shape) == tuple(next(iter(analysis.outputs.values())))
