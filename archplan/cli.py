@@ -347,14 +347,13 @@ def main() -> None:
                 raise
             sys.exit(EXIT_ERRORS)
     except SystemExit as done:
-        if "torch" in sys.modules:
-            _exit_now(done.code)
-        raise
+        _exit_now(done.code)
 
 
 def _exit_now(code) -> None:
-    """Exit without the interpreter's teardown, which takes 0.2-0.9 s once torch is imported (verify). The
-    output is flushed and no file is left open."""
+    """Exit without the interpreter's teardown (as mypy does): freeing every object takes 0.1-0.2 s once
+    sympy is imported and 0.2-0.9 s with torch (verify). The output is flushed; every file archplan writes
+    is closed (and renamed into place) before the command returns."""
     if isinstance(code, str):
         click.echo(code, err=True)
         code = EXIT_ERRORS

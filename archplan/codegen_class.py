@@ -52,6 +52,7 @@ class ClassInfo:
     context: ClassContext | None = None
     helpers: set = field(default_factory=set)  # (template, class name, base class)
     block: str = ""  # the block it is generated from
+    exposed: tuple = ()  # shapes (formulas over `symbols`) of the inner tensors forward returns after its output
 
 
 @dataclass(frozen=True)

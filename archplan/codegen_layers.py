@@ -9,6 +9,8 @@ their pass-through values (a skipped layer passes its first input on).
 
 from __future__ import annotations
 
+import ast
+
 import sympy
 
 from . import expr
@@ -19,7 +21,7 @@ from .pysource import statement
 from .ops.base import IGNORE, Expression, Module, Tensor, format_shape
 from .ops.params import Dim, Int, Ints, Padding, Sizes
 from .symbols import choose
-from .wiring import local_names
+from .wiring import block_output, local_names
 
 _INTEGER_PARAMS = (Dim, Int, Ints, Padding, Sizes)
 
@@ -32,10 +34,12 @@ class LayerWriter:
         self.vars: dict = {}
         for name in (*self.d.inputs, *self.locals):
             self.vars[name] = local_name("x" if name == "input" else name, set(self.vars.values()))
-        self.refs = [self.layer_refs(i) for i in range(len(self.d.layers))]
         # comments show the shapes of the instance with the most layers present (the others fill gaps)
         shown = max(instances, key=lambda inst: sum(e.present for e in inst.entries.values()))
         self.shown_first = [shown, *(inst for inst in instances if inst is not shown)]
+        self.exposed = () if self.d.is_net else gen.exposed.get(self.d.name, ())
+        self.name_inner_tensors()
+        self.refs = [self.layer_refs(i) for i in range(len(self.d.layers))]
         self.init: list[str] = []
         self.forward: list[str] = []
         self.attrs: set = set()
@@ -55,6 +59,30 @@ class LayerWriter:
                     found[str(size)] = f"{self.vars[name]}.shape[{dim}]"
         return found
 
+    def name_inner_tensors(self) -> None:
+        """Variables for what this scope reads inside its block uses (`in: use.layer`, `use.K.layer`,
+        `use.K`): every path the block exposes and, in a repeat, every copy's output."""
+        read = [r for spec in self.d.layers for r in spec.inputs or ()]
+        read += list(self.gen.inner_outputs) if self.d.is_net else [self.d.output or "", *self.exposed]
+        for index, (spec, local) in enumerate(zip(self.d.layers, self.locals)):
+            if not spec.block or spec.when is not None or not any(r.startswith(f"{local}.") for r in read):
+                continue
+            paths, output = self.gen.exposed.get(spec.block, ()), block_output(self.gen.blocks[spec.block])
+            present = self.entries(index)
+            count = len(present[0][1].use.instances) if present else 0
+            copies = [""] if spec.repeat is None else [f"{k}." for k in range(count)]
+            for copy in copies:
+                last = copy in ("", f"{count - 1}.")
+                main = self.vars[local] if last else self.new_var(f"{local}_{copy}")
+                self.vars[f"{local}.{copy}{output}"] = main  # the copy's output, read by its layer's name
+                if copy:
+                    self.vars[f"{local}.{copy[:-1]}"] = main
+                for path in paths:
+                    self.vars[f"{local}.{copy}{path}"] = self.new_var(f"{local}_{copy}{path}")
+
+    def new_var(self, name: str) -> str:
+        return local_name(name.replace(".", "_").rstrip("_"), set(self.vars.values()))
+
     # -- reading the definition ---------------------------------------------------------------------
     def layer_refs(self, index: int) -> tuple:
         spec = self.d.layers[index]
@@ -66,8 +94,8 @@ class LayerWriter:
         for ref in refs:
             if ref not in self.vars:
                 raise self.error(
-                    f"reaches inside a block use with in: {ref!r}; generated code reads only the "
-                    "layers and inputs of its own scope: make it the block's output",
+                    f"reads {ref!r} inside a block use under `when:`; generated code reads inside a block use "
+                    "only when it always runs: make it the block's output",
                     index,
                 )
         return refs
@@ -141,6 +169,7 @@ class LayerWriter:
             self.init += statement(f"self.{flag} = {source}", 8)
             test = f"self.{flag}"
         later = {ref for refs in self.refs[end:] for ref in refs} | {"" if self.d.is_net else self.output_local()}
+        later |= set(self.exposed)
         later |= set(self.gen.net_output_locals(self)) if self.d.is_net else set()
         for local in self.locals[start:end]:
             if local in later:
@@ -170,8 +199,10 @@ class LayerWriter:
         except SymbolicValue as exc:  # a value needs symbols fixed: noted, and codegen runs again with them
             path = f"{self.instances[0].path}.{self.locals[index]}".lstrip(".")
             self.gen.needs.update({symbol: path for symbol in sorted(exc.symbols) if symbol not in self.gen.needs})
-            tensor = self.entries(index)[0][1].tensor
-            self.codes[self.locals[index]] = self.gen.shape(tensor)
+            entry = self.entries(index)[0][1]
+            self.codes[self.locals[index]] = self.gen.shape(entry.tensor)
+            for ref in (r for r in self.vars if r.startswith(f"{self.locals[index]}.")):
+                self.codes[ref] = self.gen.shape(_inner_tensor(entry, ref.partition(".")[2]))
 
     def shape_comment(self, index: int) -> str:
         return comment_text(format_shape(self.gen.shape(self.entries(index)[0][1].tensor)))
@@ -278,12 +309,11 @@ class LayerWriter:
             outputs = [self.vars[local] for local in self.gen.net_output_locals(self)]
             result = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
         else:
-            outputs, result = [self.vars[self.output_local()]], "torch.Tensor"
-        read = {ref for refs in self.refs for ref in refs} | set(outputs)
-        forward = [
-            line if not _unread(line, read) else f"{line}  # noqa: F841 (no layer reads it)" for line in self.forward
-        ]
-        lines = define("forward", ["self", *inputs], result) + [*forward, f"        return {', '.join(outputs)}"]
+            outputs = [self.vars[self.output_local()], *(self.vars[path] for path in self.exposed)]
+            result = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
+        body = [*self.forward, f"        return {', '.join(outputs)}"]
+        read = _names_read(body)
+        lines = define("forward", ["self", *inputs], result) + [_mark_unread(line, read) for line in body]
         doc = self.gen.net_doc() if self.d.is_net else self.block_doc()
         return ClassContext(info.name, tuple(docstring(doc, 4)), tuple(init), tuple(lines))
 
@@ -291,7 +321,22 @@ class LayerWriter:
         paths = [inst.path for inst in self.instances]
         used = ", ".join(paths[:4]) + (", ..." if len(paths) > 4 else "")
         shown = self.shown_first[0].path
-        return docstring_lines(f"Block {self.d.name}, used at {used}; comments show the shapes at {shown}.")
+        text = f"Block {self.d.name}, used at {used}; comments show the shapes at {shown}."
+        if self.exposed:
+            text += f" forward returns its output, then {', '.join(self.exposed)} (read outside the block)."
+        return docstring_lines(text)
+
+
+def _inner_tensor(entry, path: str) -> str:
+    """The tensor of `path` inside a block use (`layer`, `sub.layer`, `K.layer` in copy K of a repeat)."""
+    parts = path.split(".")
+    while parts:
+        use = entry.use
+        instance = use.instances[int(parts.pop(0)) if use.repeat is not None else 0]
+        if not parts:
+            return instance.output
+        entry = instance.entries[parts.pop(0)]
+    return entry.tensor
 
 
 def _kind(emission) -> str:
@@ -300,9 +345,25 @@ def _kind(emission) -> str:
     return getattr(emission, "template", None) or emission.init
 
 
-def _unread(line: str, read: set) -> bool:
-    target = line.strip().split(" = ", 1)[0]
-    return " = " in line and target.isidentifier() and target not in read and not line.strip().startswith("#")
+def _names_read(body: list) -> set:
+    """The variables that a forward body (lines indented by 8) reads."""
+    tree = ast.parse("def forward():\n" + "\n".join(line[4:] for line in body))
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _mark_unread(line: str, read: set) -> str:
+    """The line, with a noqa note when it assigns a variable no later line reads (kept for its name)."""
+    if " = " not in line or line.strip().startswith("#"):
+        return line
+    targets = [t.strip() for t in line.strip().split(" = ", 1)[0].split(",")]
+    if not all(t.isidentifier() for t in targets):
+        return line
+    unread = [t for t in targets if t not in read]
+    if not unread:
+        return line
+    if len(targets) == 1:
+        return f"{line}  # noqa: F841 (no layer reads it)"
+    return f"{line}  # noqa: RUF059 (no layer reads {', '.join(unread)})"
 
 
 def _param_text(p) -> str:

@@ -14,6 +14,7 @@ from .codegen_class import ClassInfo, ClassScope, Definition, signature
 from .codegen_layers import LayerWriter
 from .codegen_errors import CodegenError
 from .pysource import GENERATED_NAMES, camel, docstring_lines
+from .wiring import block_output, local_names
 from .errors import ArchplanError
 
 
@@ -51,6 +52,9 @@ class ModelGen:
         self.symbol_values = {**{name: symbol(name) for name in self.graph.symbols}, **self.graph.values}
         self.needs: dict = {}  # symbol a printed value needs as a number -> the first layer that needs it
         self.classes: dict[str, ClassInfo] = {}
+        top = {*self.graph.root.inputs, *(e.tensor for e in self.graph.root.entries.values() if e.present)}
+        self.inner_outputs = tuple(t for t in self.graph.outputs if t not in top)  # net outputs inside a use
+        self.exposed = exposed_paths(self.graph.root.layers, tuple(self.graph.inputs), self.blocks, self.inner_outputs)
 
     def shape(self, tensor: str) -> tuple:
         return self.shapes[tensor]
@@ -87,8 +91,9 @@ class ModelGen:
         writer = LayerWriter(self, scope, instances)
         output = writer.write_all()
         params, sizes = signature(scope)
+        exposed = tuple(writer.codes[path] for path in writer.exposed)
         info = ClassInfo(
-            name, params, sizes, scope.symbols, output, scope.extras, None, writer.helpers, definition.name
+            name, params, sizes, scope.symbols, output, scope.extras, None, writer.helpers, definition.name, exposed
         )
         info.context = writer.context(info)
         return info
@@ -100,6 +105,7 @@ class ModelGen:
             entry = self.graph.root.entries.get(local)
             if entry is not None and entry.present:
                 found[entry.tensor] = local
+        found.update({t: t for t in self.graph.outputs if t not in found and t in writer.vars})  # inside a use
         missing = [t for t in self.graph.outputs if t not in found]
         if missing:
             raise CodegenError(f"output {missing[0]!r} lies inside a block; name a layer of the net as output")
@@ -111,6 +117,39 @@ class ModelGen:
         if self.graph.description.strip():
             doc += [""] + docstring_lines(self.graph.description.strip())
         return doc
+
+
+def exposed_paths(layers: tuple, inputs: tuple, blocks: dict, outputs: tuple) -> dict:
+    """Block name -> the paths inside it that code outside reads (`in: use.layer`, `use.sub.layer`,
+    `use.K.layer` in copy K of a repeat, or a net output inside a use), in the order first read: its forward
+    returns them after its output. Uses under `when:` expose nothing (reads into them are refused)."""
+    exposed: dict = {name: [] for name in blocks}
+
+    def uses_in(layers: tuple, inputs: tuple) -> dict:
+        names = local_names(layers, set(inputs))
+        return {n: s for n, s in zip(names, layers) if s.block and s.when is None}
+
+    def read(uses: dict, ref: str) -> None:
+        head, _, rest = ref.partition(".")
+        if head not in uses:
+            return
+        if uses[head].repeat is not None:  # `use.K.layer`: copy K
+            copy, _, rest = rest.partition(".")
+            if not copy.isdigit():
+                return
+        block = uses[head].block
+        if not rest or rest in exposed[block] or rest == block_output(blocks[block]):
+            return
+        exposed[block].append(rest)
+        read(uses_in(blocks[block].layers, blocks[block].inputs), rest)
+
+    definitions = [(layers, inputs, tuple(outputs))]
+    definitions += [(b.layers, b.inputs, (b.output or "",)) for b in blocks.values()]
+    for layers, inputs, extra in definitions:
+        uses = uses_in(layers, inputs)
+        for ref in [*(r for spec in layers for r in spec.inputs or ()), *extra]:
+            read(uses, ref)
+    return {name: tuple(paths) for name, paths in exposed.items()}
 
 
 def _unique(name: str, taken: set, suffix: str) -> str:

@@ -197,12 +197,34 @@ def statement(text: str, indent: int, comment: str = "") -> list[str]:
     parts = split_call(value) if value and len(pad) + len(text) > LINE else None
     if parts is not None and target.isidentifier():
         return call(target, parts[0], parts[1], indent, comment)
+    chain = _operator_chain(value) if value and len(pad) + len(text) > LINE else None
+    if chain is not None and target.isidentifier():
+        return ([f"{pad}# {comment}"] if comment else []) + _wrapped_chain(target, chain, indent)
     line = f"{pad}{text}"
     if comment and len(line) + 4 + len(comment) <= LINE:
         return [f"{line}  # {comment}"]
     if comment:
         return [f"{pad}# {comment}", line]
     return [line]
+
+
+def _operator_chain(value: str) -> tuple | None:
+    """('+', ['a', 'b', 'c']) for 'a + b + c' (names joined by one arithmetic operator), else None."""
+    for op in "+-*/":
+        names = value.split(f" {op} ")
+        if len(names) > 1 and all(n.isidentifier() for n in names):
+            return op, names
+    return None
+
+
+def _wrapped_chain(target: str, chain: tuple, indent: int) -> list[str]:
+    """`target = a + b + c` too long for one line, as ruff format lays it out: in parentheses, on one line
+    inside them if it fits, else one operand per line with the operator first."""
+    pad, inner = " " * indent, " " * (indent + 4)
+    op, names = chain
+    one = f"{inner}{f' {op} '.join(names)}"
+    body = [one] if len(one) <= LINE else [f"{inner}{names[0]}", *(f"{inner}{op} {n}" for n in names[1:])]
+    return [f"{pad}{target} = (", *body, f"{pad})"]
 
 
 def define(name: str, params: list[str], returns: str, indent: int = 4) -> list[str]:

@@ -29,6 +29,11 @@ def local_names(layers: tuple, taken: set) -> list[str]:
     return out
 
 
+def block_output(block) -> str:
+    """The path of a block's output in its own scope: `output:`, else its last layer."""
+    return block.output or local_names(block.layers, set(block.inputs))[-1]
+
+
 def assemble(low, spec: NetSpec, inputs: dict, namespace: dict, root: Instance) -> tuple[Graph, list[Problem]]:
     nodes = _resolved_nodes(low, inputs)
     outputs = _outputs(low, spec, namespace, root.output, nodes, inputs)

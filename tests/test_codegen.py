@@ -108,14 +108,15 @@ def test_codegen_errors_are_located(tmp_path):
     text = NET.format(name="net", block="blk", layer="conv", top="out").replace(
         "  - {name: out, op: relu}", "  - {name: out, op: relu, in: b.act}"
     )
+    text = text.replace("{name: b, block: blk}", "{name: b, block: blk, when: 2 > 1}")  # inside a `when:` use
     path = tmp_path / "net.yaml"
     path.write_text(text)
     with pytest.raises(ArchplanError) as info:
         generate_sources(archplan.load(path))
     problem = info.value.problems[0]
-    assert problem.line == 13 and problem.layer == "out" and "reaches inside a block" in problem.message
+    assert problem.line == 13 and problem.layer == "out" and "inside a block use under `when:`" in problem.message
     result = CliRunner().invoke(cli, ["generate", str(path), "-o", str(tmp_path / "out")])
-    assert result.exit_code == 1 and f"{path}:13:5: error: out: reaches inside a block" in result.output
+    assert result.exit_code == 1 and f"{path}:13:5: error: out: reads 'b.act' inside a block use" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -130,3 +131,24 @@ def test_block_sizes_follow_from_the_arguments():
     source = generate_sources(archplan.load(ROOT / "examples" / "unet.yaml")).files["model.py"]
     assert "self.conv = DoubleConv(c + skip_channels, c=c)" in source
     assert "def __init__(self, x_channels: int, skip_channels: int, c: int) -> None:" in source
+
+
+@pytest.mark.parametrize("count, width", [(6, 15), (9, 14)], ids=["fits-in-parentheses", "one-per-line"])
+def test_long_operator_chains_are_laid_out_as_ruff_formats_them(tmp_path, count, width):
+    import subprocess
+
+    from archplan.pysource import statement
+    from test_generate import ruff
+
+    names = [f"branch_{i}".ljust(width, "x") for i in range(count)]
+    lines = statement(f"total = {' + '.join(names)}", 8, "[N, 64, T]")
+    assert all(len(line) <= 120 for line in lines) and lines[1] == "        total = ("
+    body = [*(f"        {n} = {i}" for i, n in enumerate(names)), *lines, "        return total"]
+    (tmp_path / "chain.py").write_text("\n".join(["class A:", "    def f(self) -> int:", *body, ""]))
+    done = subprocess.run(
+        [*ruff(), "format", "--check", "--diff", "--line-length", "120", "chain.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

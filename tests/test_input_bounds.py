@@ -439,3 +439,35 @@ def test_many_unknown_symbols_are_listed_briefly():
     text = f"archplan: 1\nname: t\nsymbols:\n{symbols}inputs:\n  x: [1, 3, 8, 8]\nlayers:\n  - {{op: relu}}\n"
     (message,) = archplan.loads(text).check_values({"Q": 1})
     assert "and 490 more" in message and len(message) < 300
+
+
+def _nested_blocks(levels: int, cycle: bool = False) -> str:
+    lines = ["archplan: 1", "name: deep", "inputs:", "  x: [1, 4, 8, 8]", "blocks:"]
+    for i in range(levels):
+        inner = f"b{i + 1}" if i < levels - 1 else ("b0" if cycle else None)
+        body = f"{{name: inner, block: {inner}}}" if inner else "{name: act, op: relu}"
+        lines += [f"  b{i}:", "    layers:", f"      - {body}"]
+    return "\n".join([*lines, "layers:", "  - {name: top, block: b0}", ""])
+
+
+@pytest.mark.parametrize("cycle", [False, True], ids=["chain", "cycle"])
+@pytest.mark.parametrize("command", ["check", "generate", "render", "memory"])
+def test_block_uses_nested_too_deep_are_one_located_error(tmp_path, command, cycle):
+    path = write(tmp_path, _nested_blocks(2000, cycle))
+    args = {"generate": ("-o", str(tmp_path / "out")), "render": ("-o", str(tmp_path / "net.svg"))}
+    result = cli(command, str(path), *args.get(command, ()))
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output and "internal error" not in output, output[-2000:]
+    assert f"{path}:6007:5: error: top: block uses nest 2,000 deep (b0 -> b1 -> b2 -> b3 -> ...)" in output
+    assert "at most 64 levels" in output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "net.svg").exists()
+
+
+def test_block_nesting_up_to_the_limit_is_analysed():
+    assert archplan.loads(_nested_blocks(64)).analyze({}).ok
+    errors = archplan.loads(_nested_blocks(65)).analyze({}).errors
+    assert [e.message for e in errors] == [
+        "block uses nest 65 deep (b0 -> b1 -> b2 -> b3 -> ...); at most 64 levels are supported"
+    ]
+    short_cycle = archplan.loads(_nested_blocks(3, cycle=True)).analyze({}).errors
+    assert "block 'b0' uses itself (b0 -> b1 -> b2 -> b0)" in short_cycle[0].message

@@ -9,7 +9,6 @@ The references run on the meta device (shapes only); the YAML side is archplan's
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -50,14 +49,6 @@ VERIFY_SIZES = {
     "espcn": {"N": 1, "H": 5, "W": 17},
     "wavenet": {"N": 1, "T": 7},
 }
-
-
-def yaml_name(name: str, layer: str) -> str:
-    """The YAML layer for a reference module path: the same name, except WaveNet's `layers.K.x`, which the
-    YAML writes `layers_K_x` (its eight layers are top-level layers, see examples/wavenet.yaml)."""
-    if name == "wavenet":
-        return re.sub(r"^layers\.(\d+)\.", r"layers_\1_", layer)
-    return layer
 
 
 def reference_input(name: str, sizes: dict) -> torch.Tensor:
@@ -190,19 +181,19 @@ def _arguments(module: nn.Module) -> dict:
     return {}
 
 
-def reference_layers(name: str, model: nn.Module) -> dict:
+def reference_layers(model: nn.Module) -> dict:
     """YAML layer name -> (op, parameters, buffers, arguments) for every module of the reference that
     owns parameters or buffers."""
     layers: dict = {}
     for path, module in model.named_modules():
         for pname, p in module.named_parameters(recurse=False):
             layer = path if pname in ("weight", "bias") else f"{path}.{pname}"
-            kind, n, b, args = layers.get(yaml_name(name, layer), (_kind(module, pname), 0, 0, {}))
+            kind, n, b, args = layers.get(layer, (_kind(module, pname), 0, 0, {}))
             args = _arguments(module) if kind != "parameter" else {"shape": tuple(p.shape)}
-            layers[yaml_name(name, layer)] = (kind, n + p.numel(), b, args)
+            layers[layer] = (kind, n + p.numel(), b, args)
         for _, buf in module.named_buffers(recurse=False):
-            kind, n, b, args = layers[yaml_name(name, path)]
-            layers[yaml_name(name, path)] = (kind, n, b + buf.numel(), args)
+            kind, n, b, args = layers[path]
+            layers[path] = (kind, n, b + buf.numel(), args)
     return layers
 
 
@@ -211,7 +202,7 @@ def test_layer_by_layer(name, nets, analyses, references):
     sizes = REFERENCE_SIZES[name]
     graph = nets(name).graph(sizes)
     result = analyses(name, sizes)
-    theirs = reference_layers(name, references(name))
+    theirs = reference_layers(references(name))
     ours = {
         row.name: (graph.nodes[row.name].op.name.lower(), row.params, row.buffers)
         for row in result.layers
@@ -229,7 +220,7 @@ def test_every_layer_of_the_references_is_counted(references):
     """The comparison above sees every parameter: nothing owned by a module the YAML names differently."""
     for name in NAMES:
         model = references(name)
-        assert sum(n for _, n, _, _ in reference_layers(name, model).values()) == count_params(model)
+        assert sum(n for _, n, _, _ in reference_layers(model).values()) == count_params(model)
 
 
 def test_convnext_stochastic_depth_schedule(nets, references):
@@ -251,12 +242,12 @@ def test_convnext_stochastic_depth_schedule(nets, references):
 # --------------------------------------------------------------------------
 
 
-def compared_layer(name: str, path: str, module: nn.Module) -> str:
+def compared_layer(path: str, module: nn.Module) -> str:
     """The YAML layer whose output is the reference module's: torchvision's LayerNorm2d returns NCHW, and
     the YAML writes it as permute, `norm`, permute, so its output is the sibling `to_channels_first`."""
     if isinstance(module, ref.LayerNorm2d):
-        return yaml_name(name, path.rsplit(".", 1)[0] + ".to_channels_first")
-    return yaml_name(name, path)
+        return path.rsplit(".", 1)[0] + ".to_channels_first"
+    return path
 
 
 def reference_shapes(name: str, model: nn.Module, sizes: dict) -> tuple[dict, tuple]:
@@ -266,7 +257,7 @@ def reference_shapes(name: str, model: nn.Module, sizes: dict) -> tuple[dict, tu
     for path, module in model.named_modules():
         if not path:
             continue
-        layer = compared_layer(name, path, module)
+        layer = compared_layer(path, module)
 
         def hook(_module, _inputs, output, layer=layer):
             if isinstance(output, torch.Tensor):
@@ -288,7 +279,7 @@ def test_output_shapes_at_several_sizes(name, analyses, references):
     model = references(name)
     modules = dict(model.named_modules())
     owners = {
-        compared_layer(name, path, modules[path])
+        compared_layer(path, modules[path])
         for path, module in modules.items()
         if any(p in ("weight", "bias") for p, _ in module.named_parameters(recurse=False))
     }  # layers with weights (a CNBlock's own layer_scale is no module output)

@@ -102,6 +102,7 @@ class RandomNet:
         self.h = self.rng.randint(6, 20)
         self.w = self.rng.randint(6, 20)
         self.seen: list[tuple[str, int, int, int]] = [("image", self.c, self.h, self.w)]
+        self.inside: list[tuple[str, int, int, int]] = []  # layers inside block uses (`l3.act`, `l5.1.act`)
 
     def name(self) -> str:
         self.count += 1
@@ -181,7 +182,8 @@ class RandomNet:
         elif kind == "drop":
             self.add(f"op: dropout, p: {r.choice([0.1, 0.5])}", c, h, w)
         elif kind in ("skip", "cat"):
-            same = [s for s in self.seen[:-1] if s[2:] == (h, w) and (kind == "cat" or s[1] == c)]
+            candidates = self.seen[:-1] + self.inside
+            same = [s for s in candidates if s[2:] == (h, w) and (kind == "cat" or s[1] == c)]
             if same:
                 other = r.choice(same)
                 op = "add" if kind == "skip" else "concat"
@@ -209,6 +211,8 @@ class RandomNet:
             first = f", first: {{s: {s}, proj: {proj}}}" if repeat else ""
             args = f"c: {out}, k: {r.choice([1, 3])}" + ("" if repeat else f", s: {s}, proj: {proj}")
             self.add(f"block: res, args: {{{args}}}{first}{repeat}", out, hh, ww)
+            copies = [f"{k}." for k in range(n)] if repeat else [""]
+            self.inside += [(f"{self.seen[-1][0]}.{copy}act", out, hh, ww) for copy in copies]
         elif kind == "mix" and max(h, w) <= 16:
             skips = [s for s in self.seen if s[2:] == (2 * h, 2 * w)]
             if skips:
@@ -224,6 +228,7 @@ class RandomNet:
         elif kind == "inner":
             out = r.choice([4, 6])
             self.add(f"block: inner, args: {{c: {out}}}", out, h, w)
+            self.inside.append((f"{self.seen[-1][0]}.body.act", out, h, w))
         else:
             self.tensor_step(kind)
 
@@ -282,6 +287,7 @@ class RandomNet:
         self.h0, self.w0 = self.h, self.w
         self.c = 3
         self.seen = [("image", 3, self.h, self.w)]
+        self.inside = []
         return self.text()
 
 

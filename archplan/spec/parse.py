@@ -9,6 +9,7 @@ import keyword
 from ..errors import Problem
 from ..show import shown
 from . import located
+from .nesting import nesting_problems
 from .model import REQUIRED, Arg, BlockSpec, InputSpec, LayerSpec, NetSpec, Pos, SymbolSpec
 from .train import parse_train
 
@@ -144,6 +145,10 @@ class _Parser:
         inputs = self.inputs(doc.get("inputs") or {}, self.pos(doc, "inputs"))
         blocks = self.blocks(doc.get("blocks") or {}, self.pos(doc, "blocks"))
         layers = self.layers(doc.get("layers"), self.pos(doc, "layers"), None)
+        too_deep = nesting_problems(blocks, layers)
+        if too_deep:  # nothing that walks block uses may see this net
+            self.problems.extend(too_deep)
+            return None
         outputs = self.names(doc.get("outputs"), self.pos(doc, "outputs"), "outputs")
         raw_train = doc.get("train") or {}
         train, train_problems = parse_train(raw_train, self.pos(doc, "train"))
