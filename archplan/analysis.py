@@ -136,15 +136,18 @@ class _Recorder:
         self.conditions.append(Condition("integer", dims.truediv(x, d), None, self.node, message))
 
 
-def input_rf(shape: tuple, dtype: str = FLOAT) -> Field:
-    return Field.of_input(shape, integer=dtype.startswith(("int", "uint")))
+def input_rf(shape: tuple, dtype: str = FLOAT, positions: tuple | None = None) -> Field:
+    return Field.of_input(shape, integer=dtype.startswith(("int", "uint")), positions=positions)
 
 
 def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = None) -> Analysis:
     conditions: list[Condition] = []
     errors = list(problems or [])
     shapes = dict(graph.inputs)
-    rfs = {name: input_rf(shape, graph.input_dtypes.get(name, FLOAT)) for name, shape in graph.inputs.items()}
+    rfs = {
+        name: input_rf(shape, graph.input_dtypes.get(name, FLOAT), graph.input_positions.get(name))
+        for name, shape in graph.inputs.items()
+    }
     types = {name: (graph.input_dtypes.get(name, FLOAT), graph.input_ranges.get(name)) for name in graph.inputs}
     for name, shape in graph.inputs.items():
         recorder = _Recorder(None, conditions)

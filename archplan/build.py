@@ -109,7 +109,8 @@ class _Lowering:
             shapes[name] = tuple(shape)
             self.input_ranges[name] = self.input_range(inp)
         types = {name: (inp.dtype, self.input_ranges[name]) for name, inp in self.spec.inputs.items() if name in shapes}
-        self.probe = ShapeProbe(self, shapes, types)
+        positions = {name: inp.positions for name, inp in self.spec.inputs.items() if inp.positions is not None}
+        self.probe = ShapeProbe(self, shapes, types, positions)
         return shapes
 
     def input_range(self, inp):

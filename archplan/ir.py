@@ -97,6 +97,7 @@ class Graph:
     blocks: dict = field(default_factory=dict)  # name -> BlockSpec: the definitions, as written
     input_dtypes: dict = field(default_factory=dict)  # name -> "float" (follows --dtype) or a torch dtype name
     input_ranges: dict = field(default_factory=dict)  # name -> values are in [0, range); None: unknown
+    input_positions: dict = field(default_factory=dict)  # name -> dims that are positions, where declared
 
     def consumers(self) -> dict[str, list[str]]:
         users: dict[str, list[str]] = {name: [] for name in (*self.inputs, *self.nodes)}

@@ -19,7 +19,7 @@ def graph_warnings(result) -> list[Problem]:
     out = border_warnings(result) + resolution_warnings(result) + alignment_warnings(result)
     if not result.errors:
         out += coverage_warnings(result) + dead_layer_warnings(result) + unread_input_warnings(result)
-    return out
+    return out + position_warnings(result)
 
 
 def border_warnings(result) -> list[Problem]:
@@ -174,6 +174,33 @@ def dead_layer_warnings(result) -> list[Problem]:
         for row in result.layers
         if row.name not in alive
     ]
+
+
+def position_warnings(result) -> list[Problem]:
+    """A float input of rank 3 or more taken as [N, C, *positions] (the default) that a layer reads with its
+    last dim as features ([N, L, E] into a Linear): its receptive fields would follow the wrong dim."""
+    graph, out = result.graph, []
+    for name, shape in graph.inputs.items():
+        dtype = graph.input_dtypes.get(name, "float")
+        if len(shape) < 3 or name in graph.input_positions or dtype.startswith(("int", "uint", "bool")):
+            continue
+        readers = [n for n in graph.nodes.values() if name in n.inputs and n.op.features_last]
+        if readers:
+            node = readers[0]
+            out.append(
+                Problem(
+                    f"input {name} {_shape(shape)} is read as [N, C, *positions] (dim 1 channels) for receptive "
+                    f"fields, but {node.name} ({node.op.describe(node.args)}) reads its last dim as features",
+                    line=graph.input_lines.get(name),
+                    severity="warning",
+                    hint=f"if dim 1 is the sequence, declare it: {name}: {{shape: {_shape(shape)}, positions: [1]}}",
+                )
+            )
+    return out
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(dims.to_str(d) for d in shape) + "]"
 
 
 def unread_input_warnings(result) -> list[Problem]:

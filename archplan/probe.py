@@ -59,11 +59,12 @@ class LazyEnv(Mapping):
 class ShapeProbe:
     """Output shapes of tensors lowered so far, analysed on demand."""
 
-    def __init__(self, lowering, inputs: dict, types: dict | None = None):
+    def __init__(self, lowering, inputs: dict, types: dict | None = None, positions: dict | None = None):
         self.low = lowering
         self.shapes: dict[str, tuple] = dict(inputs)
         self.fields: dict[str, Any] = {}
         self.types: dict[str, tuple] = dict(types or {})  # (dtype, value range) as analysis tracks them
+        self.positions: dict = dict(positions or {})  # inputs' declared position dims
 
     def dim(self, tensor: str, dim: int, what: str) -> Any:
         shape = self.shape(tensor, what)
@@ -96,7 +97,10 @@ class ShapeProbe:
                 continue
             resolved = Node(node.name, node.op, node.args, tuple(sources), node.line, node.column, node.scopes)
             types = [self.types.get(s, ("float", None)) for s in sources]
-            fields = [self.fields.get(s, input_rf(self.shapes[s], types[i][0])) for i, s in enumerate(sources)]
+            fields = [
+                self.fields.get(s, input_rf(self.shapes[s], types[i][0], self.positions.get(s)))
+                for i, s in enumerate(sources)
+            ]
             try:
                 row = _analyze_node(resolved, [self.shapes[s] for s in sources], fields, [], types)
             except RuleError:

@@ -54,6 +54,7 @@ def assemble(low, spec: NetSpec, inputs: dict, namespace: dict, root: Instance) 
         dict(spec.blocks),
         {k: v.dtype for k, v in spec.inputs.items()},
         dict(low.input_ranges),
+        {k: v.positions for k, v in spec.inputs.items() if v.positions is not None},
     )
     return graph, problems
 

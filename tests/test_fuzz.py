@@ -12,7 +12,8 @@ import archplan
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SOURCES = [
-    yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in ("resnet18", "unet", "keras_mnist", "byte_gpt")
+    yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text())
+    for n in ("resnet18", "unet", "keras_mnist", "byte_gpt", "wavenet")
 ]
 
 junk = st.recursive(
@@ -44,6 +45,12 @@ junk = st.recursive(
                 "int64",
                 "float32",
                 "index",
+                "layers.3.skip",
+                "layers.9.skip",
+                "layers.0.add",
+                "layer1.0.conv1",
+                "enc1.relu2",
+                "positions",
             ]
         ),
         st.text(max_size=6),
@@ -106,3 +113,24 @@ def test_unmutated_sources_pass():
 @given(text=st.text(max_size=300))
 def test_arbitrary_text_never_raises(text):
     archplan.loads(text).analyze()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pick=st.integers(0, 10_000), value=junk)
+def test_mutated_nets_that_pass_generate_code_or_say_why(pick, value):
+    """WaveNet reads inside its repeated block (layers.K.skip): mutations of it that the analysis accepts
+    become code, or a located CodegenError; nothing else escapes."""
+    from archplan.codegen import generate_sources
+    from archplan.errors import ArchplanError
+
+    doc = SOURCES[-1]
+    all_paths = list(paths(doc))
+    net = archplan.loads(yaml.safe_dump(replaced(doc, all_paths[pick % len(all_paths)], value), sort_keys=False))
+    if not net.analyze().ok:
+        return
+    try:
+        files = generate_sources(net).files
+    except ArchplanError as exc:
+        assert exc.problems and all(p.message for p in exc.problems)
+        return
+    compile(files["model.py"], "model.py", "exec")

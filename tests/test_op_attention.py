@@ -222,7 +222,7 @@ archplan: 1
 name: enc
 symbols: {N: {}, L: {}}
 inputs:
-  x: [N, L, 512]
+  x: {shape: [N, L, 512], positions: [1]}
 blocks:
   encoder:
     layers:
@@ -266,7 +266,7 @@ archplan: 1
 name: explicit
 symbols: {N: {}, L: {default: 16}}
 inputs:
-  x: [N, L, 64]
+  x: {shape: [N, L, 64], positions: [1]}
 blocks:
   attention:
     args: {heads: 4, width: 64}

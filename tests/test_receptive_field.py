@@ -141,3 +141,71 @@ def test_misaligned_branches_warn_and_causal_ones_do_not():
     ]
     result = analyze(shifted, [1, 4, 32])
     assert any("not aligned" in w.message for w in result.warnings)
+
+
+SEQUENCE = """archplan: 1
+name: seq
+inputs:
+  feats: {feats}
+layers:
+  - {{name: norm, op: layernorm, normalized_shape: 6}}
+  - {{name: fc, op: linear, out_features: 4}}
+  - {{name: to_ncl, op: transpose, dim0: 1, dim1: 2}}
+  - {{name: conv, op: conv1d, out_channels: 4, kernel_size: 3, padding: 1}}
+"""
+
+
+def test_declared_positions_make_fields_follow_the_sequence_dim():
+    """[N, L, E] feature vectors: LayerNorm and Linear act per position, the conv over L widens the field to 3;
+    the gradient of one output position reaches exactly 3 input positions (all features of each)."""
+    import archplan
+
+    result = archplan.loads(SEQUENCE.format(feats="{shape: [1, 11, 6], positions: [1]}")).analyze()
+    assert [result.layer(n).receptive_field[0].size for n in ("norm", "fc", "to_ncl", "conv")] == [1, 1, 1, 3]
+    assert not any("positions" in w.message for w in result.warnings)
+    torch.manual_seed(0)
+    norm, fc, conv = torch.nn.LayerNorm(6), torch.nn.Linear(6, 4), torch.nn.Conv1d(4, 4, 3, padding=1)
+    x = torch.randn(1, 11, 6, requires_grad=True)
+    conv(fc(norm(x)).transpose(1, 2))[0, 0, 5].backward()
+    reached = sorted({int(i) for i in (x.grad[0] != 0).any(dim=1).nonzero()})
+    assert reached == [4, 5, 6]
+
+
+def test_undeclared_positions_warn_when_the_last_dim_is_read_as_features():
+    import archplan
+
+    result = archplan.loads(SEQUENCE.format(feats="[1, 11, 6]"), "seq.yaml").analyze()
+    warning = next(w for w in result.warnings if "positions" in (w.hint or ""))
+    assert warning.line == 4 and "norm (layernorm) reads its last dim as features" in warning.message
+    assert "feats: {shape: [1, 11, 6], positions: [1]}" in warning.hint
+    assert result.layer("fc").field.whole  # what the [N, C, L] reading gives
+
+
+def test_channels_last_images_declare_two_positions():
+    import archplan
+
+    text = SEQUENCE.format(feats="{shape: [1, 9, 9, 3], positions: [-3, -2]}").replace(
+        "normalized_shape: 6", "normalized_shape: 3"
+    )
+    text = text.replace("transpose, dim0: 1, dim1: 2", "permute, dims: [0, 3, 1, 2]").replace("conv1d", "conv2d")
+    result = archplan.loads(text).analyze()
+    assert result.ok and [a.size for a in result.layer("conv").receptive_field] == [3, 3]
+
+
+@pytest.mark.parametrize(
+    "positions, message",
+    [
+        ("[0]", "dim 0 is not one of them"),
+        ("[3]", "dim 3 is not one of them"),
+        ("[1, -2]", "a dim is listed twice"),
+        ("1", "received 1"),
+        ("[true]", "received [true]"),
+    ],
+)
+def test_bad_positions_are_located_errors(positions, message):
+    import archplan
+
+    net = archplan.loads(SEQUENCE.format(feats=f"{{shape: [1, 11, 6], positions: {positions}}}"), "seq.yaml")
+    errors = net.analyze().errors
+    assert len(errors) == 1 and errors[0].line == 4 and message in errors[0].message
+    assert "positions must be a list of the dims that are positions (1 to 2" in errors[0].message

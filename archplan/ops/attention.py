@@ -187,6 +187,7 @@ class MultiheadAttention(Op):
     name = "MultiheadAttention"
     aliases = ("MHA",)
     family = "attention"
+    features_last = True
     arity = (1, 3)
     ranks = (2, 3)
     inferred = {"embed_dim": "the query's last dimension"}

@@ -289,6 +289,7 @@ class Op:
     # -- what lints need to know -------------------------------------------------------------------
     keeps_features: ClassVar[bool] = False  # a flattened spatial map passes through (activation, dropout, norm)
     weighs_features: ClassVar[bool] = False  # its parameters scale with the last dim (Linear)
+    features_last: ClassVar[bool] = False  # reads its input's last dim as features (Linear, LayerNorm, attention)
 
     def flattened_spatial(self, a: Args, shape: Shape) -> tuple:
         """The spatial dims this op merges into the feature dim (Flatten), else ()."""

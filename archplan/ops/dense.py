@@ -11,6 +11,7 @@ from .params import Bool, Dim, Float, Int, Sizes
 @register
 class Linear(Op):
     family = "linear"
+    features_last = True
     aliases = ("Dense",)
     name = "Linear"
     params = {"out_features": Dim(doc="number of output features, e.g. out_features: 10"), "bias": Bool(default=True)}
@@ -107,6 +108,7 @@ BatchNorm1d, BatchNorm2d, BatchNorm3d = _batchnorm(1, (2, 3)), _batchnorm(2, (4,
 class LayerNorm(Op):
     family = "norm"
     keeps_features = True
+    features_last = True
     name = "LayerNorm"
     params = {
         "normalized_shape": Sizes(default=None, doc="trailing dimensions to normalise; default: the last one"),

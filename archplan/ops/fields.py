@@ -49,13 +49,15 @@ class Field:
     lost: str | None = None
 
     @classmethod
-    def of_input(cls, shape: tuple, integer: bool = False) -> Field:
-        """An input's own positions: [N, C, *spatial] has one spatial axis per dim after the channels; integer
-        ids (tokens [N, L]) have no channel dim: every dim after the batch is a position."""
-        spatial = len(shape) - 1 if integer else len(shape) - 2 if len(shape) >= 3 else 0
-        return cls(
-            (None,) * (len(shape) - spatial) + (AxisRF(1, 1, 0),) * spatial, tuple(shape[len(shape) - spatial :])
-        )
+    def of_input(cls, shape: tuple, integer: bool = False, positions: tuple | None = None) -> Field:
+        """An input's own positions: the dims listed in `positions`; by default [N, C, *spatial] has one
+        spatial axis per dim after the channels, and integer ids (tokens [N, L]) have no channel dim: every dim
+        after the batch is a position."""
+        if positions is None:
+            first = 1 if integer else 2 if len(shape) >= 3 else len(shape)
+            positions = tuple(range(first, len(shape)))
+        axes = tuple(AxisRF(1, 1, 0) if d in positions else None for d in range(len(shape)))
+        return cls(axes, tuple(shape[d] for d in positions))
 
     @property
     def spatial(self) -> tuple:

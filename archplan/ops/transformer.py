@@ -18,6 +18,7 @@ from .params import Bool, Choice, Dim, Float, Int
 
 class _TransformerLayer(Op):
     family = "attention"
+    features_last = True
     ranks = (2, 3)
     inferred = {"d_model": "the input's last dimension"}
     params = {

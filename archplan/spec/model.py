@@ -30,6 +30,7 @@ class InputSpec:
     pos: Pos = Pos()
     dtype: str = "float"  # "float" follows --dtype; or an explicit torch dtype name (int64 for token ids)
     range: object = None  # integer inputs: values are in [0, range) (raw int or expression); None: unknown
+    positions: tuple | None = None  # dims that are positions (receptive fields); None: the dtype's convention
 
 
 @dataclass(frozen=True)

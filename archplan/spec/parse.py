@@ -18,7 +18,7 @@ TOP_KEYS = ("archplan", "name", "description", "symbols", "inputs", "blocks", "l
 LAYER_KEYS = ("name", "op", "block", "in", "args", "repeat", "first", "when", "weight")
 BLOCK_KEYS = ("args", "inputs", "output", "layers", "description")
 SYMBOL_KEYS = ("min", "max", "default")
-INPUT_KEYS = ("shape", "dtype", "range")
+INPUT_KEYS = ("shape", "dtype", "range", "positions")
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")
 DTYPES = ("float32", "float16", "bfloat16", "float64", *INTEGER_DTYPES)
 # attributes of torch.nn.Module that a submodule name must not shadow in generated code
@@ -212,11 +212,13 @@ class _Parser:
             where = self.key_pos(raw, name)
             if not check_identifier(name, "an input name", where, self.problems):
                 continue
-            dtype, value_range = "float", None
+            dtype, value_range, positions = "float", None, None
             if isinstance(shape, dict):  # {shape: [N, L], dtype: int64, range: 50257}
                 self.check_keys(shape, INPUT_KEYS, f"input {name}")
                 dtype, value_range = self.input_type(name, shape)
-                shape = shape.get("shape")
+                spec, shape = shape, shape.get("shape")
+                if isinstance(shape, list) and shape and "positions" in spec:
+                    positions = self.input_positions(name, spec, len(shape))
             if not isinstance(shape, list) or not shape:
                 self.error(f"input {name}: expected a shape list such as [N, 3, H, W], received {shown(shape)}", where)
                 continue
@@ -227,8 +229,24 @@ class _Parser:
                         f"received {shown(entry)}",
                         self.pos(shape, i),
                     )
-            out[name] = InputSpec(name, tuple(shape), where, dtype, value_range)
+            out[name] = InputSpec(name, tuple(shape), where, dtype, value_range, positions)
         return out
+
+    def input_positions(self, name: str, spec, rank: int) -> tuple | None:
+        """`positions: [1]`: the dims that are positions (sequence steps, pixels), as non-negative indices;
+        dim 0 is the batch. None (the dtype's convention) after an error."""
+        raw, where = spec.get("positions"), self.pos(spec, "positions")
+        expected = f"a list of the dims that are positions (1 to {rank - 1}, or negative from the end)"
+        if not isinstance(raw, list) or any(isinstance(d, bool) or not isinstance(d, int) for d in raw):
+            self.error(f"input {name}: positions must be {expected}, received {shown(raw)}", where)
+            return None
+        dims = [d + rank if d < 0 else d for d in raw]
+        bad = [raw[i] for i, d in enumerate(dims) if not 1 <= d < rank]
+        if bad or len(set(dims)) != len(dims):
+            what = f"dim {bad[0]} is not one of them" if bad else "a dim is listed twice"
+            self.error(f"input {name}: positions must be {expected}; {what}, received {shown(raw)}", where)
+            return None
+        return tuple(sorted(dims))
 
     def input_type(self, name: str, spec) -> tuple:
         dtype = spec.get("dtype", "float32")
