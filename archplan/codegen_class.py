@@ -17,6 +17,7 @@ import sympy
 from . import expr
 from .codegen_errors import CodegenError, SymbolicValue
 from .pysource import literal
+from .show import shown
 from .errors import RuleError
 from .ops.base import Args
 from .probe import shape_names
@@ -212,7 +213,15 @@ def _default(d: Definition, arg: str, default) -> str | None:
                 line=d.line,
                 column=d.column,
             )
-    return literal(default)
+    try:
+        return literal(default)
+    except CodegenError:
+        raise CodegenError(
+            f"block {d.name}: the default of {arg!r}, {shown(default)}, cannot be written in Python (a number, "
+            "true/false, a plain name or a list of them): change it, or give the argument at each use",
+            line=d.line,
+            column=d.column,
+        ) from None
 
 
 def symbolic_args(op_cls, node_args: Args, spec, env) -> Args:

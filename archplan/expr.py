@@ -107,7 +107,7 @@ class Expression:
     def condition(self, env: Mapping[str, Any]) -> Any:
         """Like evaluate, but comparisons and and/or/not of symbols stay sympy relations (Ne(t, 1)) instead
         of being decided: codegen uses it for `when:` conditions over a block's arguments."""
-        return _Evaluator(self.text, env, logic=True).value(self.root)
+        return _relation("bool", _Evaluator(self.text, env, logic=True).value(self.root), None)
 
     def to_python(self, names: Mapping[str, str], integer: bool = False) -> str:
         """Python source over `names` (expression name -> Python source, e.g. an argument or a literal).
@@ -323,8 +323,12 @@ class _Evaluator:
 def _relation(op: str, a: Any, b: Any) -> Any:
     import sympy
 
-    def boolean(x):
-        return sympy.true if x is True else sympy.false if x is False else x
+    def boolean(x):  # as Python reads a condition: numbers and integer formulas are true when nonzero
+        if isinstance(x, (bool, int, float, Fraction)):
+            return sympy.true if x else sympy.false
+        if isinstance(x, sympy.logic.boolalg.Boolean) and not getattr(x, "is_integer", False):
+            return x
+        return sympy.Ne(x, 0)
 
     if op == "not":
         return sympy.Not(boolean(a))

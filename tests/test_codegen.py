@@ -152,3 +152,17 @@ def test_long_operator_chains_are_laid_out_as_ruff_formats_them(tmp_path, count,
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("default", ["{a: 1}", "[1, x.y]"])
+def test_a_default_python_cannot_spell_is_a_located_error(default):
+    text = NET.format(name="net", block="blk", layer="conv", top="out").replace(
+        "args: {c: 4}", f"args: {{c: 4, style: {default}}}"
+    )
+    net = archplan.loads(text, "net.yaml")
+    assert net.analyze().ok  # no use reads it
+    with pytest.raises(ArchplanError) as info:
+        generate_sources(net)
+    problem = info.value.problems[0]
+    assert problem.line == 6 and "block blk: the default of 'style'" in problem.message
+    assert "cannot be written in Python" in problem.message

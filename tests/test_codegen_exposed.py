@@ -163,3 +163,15 @@ def test_a_repeated_block_with_two_inputs_loops_over_its_copies():
     source = verified(n)
     forward = forward_of(source, "GatedStack")
     assert "for block in self.body:" in forward and "body = block(body, cond)" in forward
+
+
+@pytest.mark.parametrize("first, second", [(-1, 3), (0, 2), (2, 0)])
+def test_integer_when_arguments_are_true_when_nonzero(first, second):
+    """`when: project` with project: -1 or 0 reads as Python does; the exposed shapes substitute them."""
+    n = net(
+        f"  - {{name: a, block: gated, args: {{project: {first}}}}}\n"
+        f"  - {{name: b, block: gated, args: {{project: {second}}}}}\n"
+        "  - {name: both, op: concat, in: [a.skip, b.skip], dim: 1}"
+    )
+    assert n.analyze().ok
+    verified(n)
