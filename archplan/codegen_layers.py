@@ -10,6 +10,7 @@ their pass-through values (a skipped layer passes its first input on).
 from __future__ import annotations
 
 import ast
+import re
 
 import sympy
 
@@ -17,7 +18,7 @@ from . import expr
 from .codegen_class import ClassContext, ClassInfo, ClassScope, symbolic_args
 from .codegen_errors import CodegenError, SymbolicValue
 from .pysource import call, comment_text, define, docstring, docstring_lines, literal, local_name, spaced_slices
-from .pysource import statement
+from .pysource import returned, statement
 from .ops.base import IGNORE, Expression, Module, Tensor, format_shape
 from .ops.params import Dim, Int, Ints, Padding, Sizes
 from .symbols import choose
@@ -79,6 +80,14 @@ class LayerWriter:
                     self.vars[f"{local}.{copy[:-1]}"] = main
                 for path in paths:
                     self.vars[f"{local}.{copy}{path}"] = self.new_var(f"{local}_{copy}{path}")
+        for path in self.exposed:  # read from outside through a use of this scope that cannot be read into
+            if path not in self.vars:
+                index = self.locals.index(path.partition(".")[0])
+                raise self.error(
+                    f"is read from outside this block as {path!r} but runs under `when:`; generated code reads "
+                    "inside a block use only when it always runs",
+                    index,
+                )
 
     def new_var(self, name: str) -> str:
         return local_name(name.replace(".", "_").rstrip("_"), set(self.vars.values()))
@@ -311,7 +320,7 @@ class LayerWriter:
         else:
             outputs = [self.vars[self.output_local()], *(self.vars[path] for path in self.exposed)]
             result = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
-        body = [*self.forward, f"        return {', '.join(outputs)}"]
+        body = _dummies_for_unread(self.forward + returned(outputs))
         read = _names_read(body)
         lines = define("forward", ["self", *inputs], result) + [_mark_unread(line, read) for line in body]
         doc = self.gen.net_doc() if self.d.is_net else self.block_doc()
@@ -345,25 +354,46 @@ def _kind(emission) -> str:
     return getattr(emission, "template", None) or emission.init
 
 
+def _parsed(body: list):
+    return ast.parse("def forward():\n" + "\n".join(line[4:] for line in body))
+
+
 def _names_read(body: list) -> set:
     """The variables that a forward body (lines indented by 8) reads."""
-    tree = ast.parse("def forward():\n" + "\n".join(line[4:] for line in body))
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return {n.id for n in ast.walk(_parsed(body)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _dummies_for_unread(body: list) -> list:
+    """The body with every unpacked variable that nothing reads renamed `_name` (`l1, _l1_skip = ...`): the
+    dummy names Python style and ruff expect for values a tuple assignment must take."""
+    tree, read = _parsed(body), _names_read(body)
+    unpacked = {
+        n.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Tuple) and isinstance(node.ctx, ast.Store)
+        for n in node.elts
+        if isinstance(n, ast.Name) and n.id not in read
+    }
+    if not unpacked:
+        return body
+    taken, renamed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}, {}
+    for name in sorted(unpacked):
+        renamed[name] = local_name(f"_{name}", taken)
+        taken.add(renamed[name])
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(renamed))) + r")(?!\w)")
+    out = []
+    for line in body:
+        code, sep, comment = line.partition("  # ")
+        out.append(pattern.sub(lambda m: renamed[m.group(1)], code) + sep + comment)
+    return out
 
 
 def _mark_unread(line: str, read: set) -> str:
     """The line, with a noqa note when it assigns a variable no later line reads (kept for its name)."""
-    if " = " not in line or line.strip().startswith("#"):
-        return line
-    targets = [t.strip() for t in line.strip().split(" = ", 1)[0].split(",")]
-    if not all(t.isidentifier() for t in targets):
-        return line
-    unread = [t for t in targets if t not in read]
-    if not unread:
-        return line
-    if len(targets) == 1:
+    target = line.strip().split(" = ", 1)[0]
+    if " = " in line and target.isidentifier() and target not in read and not line.strip().startswith("#"):
         return f"{line}  # noqa: F841 (no layer reads it)"
-    return f"{line}  # noqa: RUF059 (no layer reads {', '.join(unread)})"
+    return line
 
 
 def _param_text(p) -> str:

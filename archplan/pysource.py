@@ -165,10 +165,19 @@ def call(target: str, func: str, args: list, indent: int, comment: str = "") -> 
     return lines + _exploded(head, func, args, indent, "")
 
 
+_CALLEE = re.compile(r"[A-Za-z_][\w.]*(\[\d+\])?")  # f, self.conv, self.layers[3]
+_INDEXED_CALLEE = re.compile(r"[A-Za-z_][\w.]*\[\d+\]\(")
+
+
 def split_call(text: str) -> tuple | None:
-    """'f(a, g(b, c))' -> ('f', ['a', 'g(b, c)']); None unless the text is one call (f(x)[0] is not)."""
+    """'f(a, g(b, c))' -> ('f', ['a', 'g(b, c)']), 'self.layers[3](x)' -> ('self.layers[3]', ['x']); None
+    unless the text is one call (f(x)[0] is not)."""
+    indexed = _INDEXED_CALLEE.match(text)
+    skip = indexed.end() - 1 if indexed else 0  # the callee's `[3]` is not the call's bracket
     open_at, depth, parts, start = None, 0, [], 0
     for i, ch in enumerate(text):
+        if i < skip:
+            continue
         if ch in "([{":
             depth += 1
             if depth == 1 and open_at is None:
@@ -184,7 +193,8 @@ def split_call(text: str) -> tuple | None:
             start = i + 1
         elif ch in "'\"":
             return None
-    if open_at is None or not text.endswith(")") or not text[: open_at - 1].replace(".", "_").isidentifier():
+    callee = text[: open_at - 1] if open_at is not None else ""
+    if not text.endswith(")") or not _CALLEE.fullmatch(callee):
         return None
     last = text[start:-1].strip()
     return text[: open_at - 1], parts + ([last] if last else [])
@@ -195,8 +205,11 @@ def statement(text: str, indent: int, comment: str = "") -> list[str]:
     pad = " " * indent
     target, _, value = text.partition(" = ")
     parts = split_call(value) if value and len(pad) + len(text) > LINE else None
-    if parts is not None and target.isidentifier():
-        return call(target, parts[0], parts[1], indent, comment)
+    names = [t.strip() for t in target.split(",")]
+    if parts is not None and all(n.isidentifier() for n in names):  # x = f(...) or x, x_skip = f(...)
+        if len(names) == 1 or len(f"{pad}{target} = {parts[0]}(") <= LINE:
+            return call(target, parts[0], parts[1], indent, comment)
+        return _unpacked(names, value, parts, indent, comment)
     chain = _operator_chain(value) if value and len(pad) + len(text) > LINE else None
     if chain is not None and target.isidentifier():
         return ([f"{pad}# {comment}"] if comment else []) + _wrapped_chain(target, chain, indent)
@@ -206,6 +219,25 @@ def statement(text: str, indent: int, comment: str = "") -> list[str]:
     if comment:
         return [f"{pad}# {comment}", line]
     return [line]
+
+
+def _unpacked(names: list, value: str, parts: tuple, indent: int, comment: str) -> list[str]:
+    """`a, b = f(x)` too long even with the call split, as ruff format lays it out: the targets in
+    parentheses, one per line, then `) = f(x)` (the call split too if it still does not fit)."""
+    pad = " " * indent
+    lines = [f"{pad}# {comment}"] if comment else []
+    lines += [f"{pad}(", *(f"{pad}    {n}," for n in names)]
+    tail = f"{pad}) = {value}"
+    return lines + ([tail] if len(tail) <= LINE else _exploded(") = ", parts[0], parts[1], indent, ""))
+
+
+def returned(values: list, indent: int = 8) -> list[str]:
+    """`return a, b` or, too long for one line, the values in parentheses one per line (as ruff format)."""
+    pad = " " * indent
+    one = f"{pad}return {', '.join(values)}"
+    if len(one) <= LINE or len(values) == 1:
+        return [one]
+    return [f"{pad}return (", *(f"{pad}    {v}," for v in values), f"{pad})"]
 
 
 def _operator_chain(value: str) -> tuple | None:

@@ -175,3 +175,33 @@ def test_integer_when_arguments_are_true_when_nonzero(first, second):
     )
     assert n.analyze().ok
     verified(n)
+
+
+def test_a_nested_read_through_a_use_under_when_is_a_located_error():
+    stage = """  stage:
+    args: {use_g: true}
+    layers:
+      - {name: g, block: gated, when: use_g}
+      - {name: post, op: relu}
+"""
+    layers = "  - {name: s0, block: stage}\n  - {name: both, op: concat, in: [s0.g.skip, s0], dim: 1}"
+    n = net(layers, extra_blocks=stage)
+    assert n.analyze().ok
+    with pytest.raises(ArchplanError) as caught:
+        generate_sources(n)
+    problem = caught.value.problems[0]
+    assert problem.layer == "s0.g" and problem.line is not None
+    assert "is read from outside this block as 'g.skip' but runs under `when:`" in problem.message
+
+
+def test_long_names_stay_within_the_line_length(tmp_path):
+    long = "residual_layers_of_the_second_stage_of_this_stack"
+    n = net(
+        f"  - {{name: {long}, block: gated, repeat: 2}}\n"
+        f"  - {{name: {long}_sum, op: add, in: [{long}.0.skip, {long}.1.skip, {long}.1.skip]}}"
+    )
+    verified(n)
+    write(generate_sources(n).files, tmp_path / "out")
+    assert_ruff_clean(tmp_path / "out")
+    source = (tmp_path / "out" / "model.py").read_text()
+    assert f"= self.{long}[1](\n" in source
