@@ -11,6 +11,7 @@ arithmetic that hooks cannot see. What is compared comes from verify_expect, whi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import linecache
 import sys
 import types
@@ -33,7 +34,8 @@ class TorchMissing(CodegenError):
 def load_module(source: str, name: str):
     """Generated model.py text as a fresh module. No file is written: linecache holds the text, so that
     tracebacks still show its lines."""
-    filename = f"<archplan: model.py of {name}>"
+    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:12]  # one linecache entry per text
+    filename = f"<archplan: model.py of {name}, {digest}>"
     code = compile(source, filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     module = types.ModuleType(f"archplan_generated_{name}")
