@@ -65,8 +65,9 @@ class LayerWriter:
         `use.K`): every path the block exposes and, in a repeat, every copy's output."""
         read = [r for spec in self.d.layers for r in spec.inputs or ()]
         read += list(self.gen.inner_outputs) if self.d.is_net else [self.d.output or "", *self.exposed]
+        read_into = {head for head, dot, _ in (r.partition(".") for r in read) if dot}
         for index, (spec, local) in enumerate(zip(self.d.layers, self.locals)):
-            if not spec.block or spec.when is not None or not any(r.startswith(f"{local}.") for r in read):
+            if not spec.block or spec.when is not None or local not in read_into:
                 continue
             paths, output = self.gen.exposed.get(spec.block, ()), block_output(self.gen.blocks[spec.block])
             present = self.entries(index)
@@ -320,8 +321,7 @@ class LayerWriter:
         else:
             outputs = [self.vars[self.output_local()], *(self.vars[path] for path in self.exposed)]
             result = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
-        body = _dummies_for_unread(self.forward + returned(outputs))
-        read = _names_read(body)
+        body, read = _dummies_for_unread(self.forward + returned(outputs))
         lines = define("forward", ["self", *inputs], result) + [_mark_unread(line, read) for line in body]
         doc = self.gen.net_doc() if self.d.is_net else self.block_doc()
         return ClassContext(info.name, tuple(docstring(doc, 4)), tuple(init), tuple(lines))
@@ -363,9 +363,9 @@ def _names_read(body: list) -> set:
     return {n.id for n in ast.walk(_parsed(body)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def _dummies_for_unread(body: list) -> list:
+def _dummies_for_unread(body: list) -> tuple[list, set]:
     """The body with every unpacked variable that nothing reads renamed `_name` (`l1, _l1_skip = ...`): the
-    dummy names Python style and ruff expect for values a tuple assignment must take."""
+    dummy names Python style and ruff expect for values a tuple assignment must take; and the names read."""
     tree, read = _parsed(body), _names_read(body)
     unpacked = {
         n.id
@@ -375,7 +375,7 @@ def _dummies_for_unread(body: list) -> list:
         if isinstance(n, ast.Name) and n.id not in read
     }
     if not unpacked:
-        return body
+        return body, read
     taken, renamed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}, {}
     for name in sorted(unpacked):
         renamed[name] = local_name(f"_{name}", taken)
@@ -385,7 +385,7 @@ def _dummies_for_unread(body: list) -> list:
     for line in body:
         code, sep, comment = line.partition("  # ")
         out.append(pattern.sub(lambda m: renamed[m.group(1)], code) + sep + comment)
-    return out
+    return out, read  # renaming names nothing reads leaves what is read as it was
 
 
 def _mark_unread(line: str, read: set) -> str:

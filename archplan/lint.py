@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import dims
 from .errors import Problem
+from .ops.base import format_shape
 
 _AXES = {1: ("",), 2: ("rows", "columns"), 3: ("slices", "rows", "columns")}
 
@@ -180,27 +181,28 @@ def position_warnings(result) -> list[Problem]:
     """A float input of rank 3 or more taken as [N, C, *positions] (the default) that a layer reads with its
     last dim as features ([N, L, E] into a Linear): its receptive fields would follow the wrong dim."""
     graph, out = result.graph, []
-    for name, shape in graph.inputs.items():
-        dtype = graph.input_dtypes.get(name, "float")
-        if len(shape) < 3 or name in graph.input_positions or dtype.startswith(("int", "uint", "bool")):
-            continue
-        readers = [n for n in graph.nodes.values() if name in n.inputs and n.op.features_last]
+    undeclared = [
+        (name, shape)
+        for name, shape in graph.inputs.items()
+        if len(shape) >= 3
+        and name not in graph.input_positions
+        and not graph.input_dtypes.get(name, "float").startswith(("int", "uint", "bool"))
+    ]
+    users = graph.consumers() if undeclared else {}
+    for name, shape in undeclared:
+        readers = [graph.nodes[n] for n in users[name] if graph.nodes[n].op.features_last]
         if readers:
-            node = readers[0]
+            node, shown = readers[0], format_shape(shape)
             out.append(
                 Problem(
-                    f"input {name} {_shape(shape)} is read as [N, C, *positions] (dim 1 channels) for receptive "
+                    f"input {name} {shown} is read as [N, C, *positions] (dim 1 channels) for receptive "
                     f"fields, but {node.name} ({node.op.describe(node.args)}) reads its last dim as features",
                     line=graph.input_lines.get(name),
                     severity="warning",
-                    hint=f"if dim 1 is the sequence, declare it: {name}: {{shape: {_shape(shape)}, positions: [1]}}",
+                    hint=f"if dim 1 is the sequence, declare it: {name}: {{shape: {shown}, positions: [1]}}",
                 )
             )
     return out
-
-
-def _shape(shape) -> str:
-    return "[" + ", ".join(dims.to_str(d) for d in shape) + "]"
 
 
 def unread_input_warnings(result) -> list[Problem]:
