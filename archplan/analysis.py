@@ -120,9 +120,7 @@ class _Recorder:
             if x < 1:
                 raise RuleError(message() if callable(message) else message)
             return
-        from .symbols import is_positive
-
-        decided = is_positive(x)
+        decided = dims.is_positive(x)
         if decided is False:
             raise RuleError(message() if callable(message) else message)
         if decided is None:
@@ -175,7 +173,7 @@ def analyze_graph(graph: Graph, dtype: str = "float32", problems: list | None = 
     result = Analysis(
         graph, rows, dict(graph.inputs), {n: shapes[n] for n in graph.outputs if n in shapes}, {}, errors, dtype=dtype
     )
-    if conditions and not result.errors:
+    if (conditions or graph.symbols) and not result.errors:  # declared bounds are requirements too
         from .domain import solve
 
         solve(result, conditions)

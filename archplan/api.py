@@ -114,15 +114,24 @@ class Net:
         return graph
 
     def analyze(
-        self, values: dict[str, int] | None = None, dtype: str = "float32", strict: bool = False, exact: bool = False
+        self,
+        values: dict[str, int] | None = None,
+        dtype: str = "float32",
+        strict: bool = False,
+        exact: bool = False,
+        light: bool = False,
     ):
         """Shapes, parameters, MACs, memory, receptive fields, constraints, warnings and errors.
 
         A net whose only free size is a batch dimension is analysed in plain integers (batch.py) unless
         `exact`: figures are then polynomials in the batch symbol (batch.Batch) rather than sympy expressions.
+        With `light`, a net with other free sizes is first analysed without sympy (quasi.py); its figures are
+        then quasi.Q polynomials, which print, compare and evaluate through dims as sympy's would.
         """
         values, bounds = self._checked(values)
         result = None if exact else self._batch_analysis(values, bounds, dtype)
+        if result is None and light and not exact:
+            result = self._light_analysis(values, bounds, dtype)
         if result is None:
             result = self._analysis(values, bounds, dtype)
         if strict:
@@ -131,7 +140,7 @@ class Net:
         result.errors.sort(key=lambda p: (p.line or 0, p.column or 0))
         return result
 
-    def _analysis(self, values: dict, bounds: list, dtype: str):
+    def _analysis(self, values: dict, bounds: list, dtype: str, make_symbol=None):
         from .analysis import Analysis, analyze_graph, totals
         from .build import lower
         from .ir import Graph
@@ -139,7 +148,7 @@ class Net:
         problems = list(self.problems) + bounds
         graph = None
         if self.spec is not None:
-            graph, lowering = lower(self.spec, values)
+            graph, lowering = lower(self.spec, values, make_symbol)
             problems += lowering
         if graph is None:  # nothing to analyse: report the problems on an empty net
             empty = Graph(self.spec.name if self.spec else "", "", {}, {}, (), {}, {}, {}, path=self.path)
@@ -164,6 +173,20 @@ class Net:
         try:
             batch.decode_result(result, name, info)
         except batch.NotPolynomial:
+            return None
+        return result
+
+    def _light_analysis(self, values: dict, bounds: list, dtype: str):
+        """The analysis with light formulas; None when some part needs sympy, or the net has a problem to
+        report (messages quote formulas, and sympy words them)."""
+        from . import quasi
+
+        if self.spec is None or bounds or all(s in values for s in self.symbols):
+            return None
+        try:
+            result = self._analysis(values, bounds, dtype, quasi.var)
+            quasi.accept(result)
+        except quasi.NotQuasi:
             return None
         return result
 

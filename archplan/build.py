@@ -33,8 +33,9 @@ class _TooMany(Exception):
 
 
 class _Lowering:
-    def __init__(self, spec: NetSpec, values: dict[str, int]):
+    def __init__(self, spec: NetSpec, values: dict[str, int], make_symbol=None):
         self.spec = spec
+        self.make_symbol = make_symbol or _sympy_symbol
         self.problems: list[Problem] = []
         self.nodes: list[Node] = []
         self.node_by_name: dict[str, Node] = {}
@@ -66,9 +67,7 @@ class _Lowering:
             if name in values:
                 env[name] = values[name]
                 continue
-            from .symbols import symbol
-
-            env[name] = symbol(name)
+            env[name] = self.make_symbol(name)
             info = SymbolInfo(name, sym.min, sym.max, sym.default) if sym else SymbolInfo(name, declared=False)
             self.free[name] = info
         return env
@@ -402,8 +401,15 @@ class _Lowering:
         return name, True
 
 
-def lower(spec: NetSpec, values: dict[str, int] | None = None) -> tuple[Graph | None, list[Problem]]:
-    low = _Lowering(spec, dict(values or {}))
+def _sympy_symbol(name: str):
+    from .symbols import symbol
+
+    return symbol(name)
+
+
+def lower(spec: NetSpec, values: dict[str, int] | None = None, make_symbol=None) -> tuple[Graph | None, list[Problem]]:
+    """The graph of a spec; free sizes are sympy symbols, or what make_symbol(name) makes (quasi.var)."""
+    low = _Lowering(spec, dict(values or {}), make_symbol)
     inputs = low.inputs()
     namespace = {name: name for name in inputs}
     root = Instance("", None, spec.layers, {}, tuple(inputs))

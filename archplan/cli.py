@@ -85,7 +85,7 @@ def check(path: str, values: dict, fmt: str, strict: bool, dtype: str) -> None:
     from .report import render
 
     net = load_net(path, values)
-    result = net.analyze(values, dtype=dtype, strict=strict)
+    result = net.analyze(values, dtype=dtype, strict=strict, light=True)
     click.echo(render(result, fmt, path), nl=False)
     sys.exit(EXIT_OK if result.ok else EXIT_ERRORS)
 

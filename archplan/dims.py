@@ -9,7 +9,10 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-Dim = Any  # int or sympy.Expr
+from . import quasi
+from .quasi import Q
+
+Dim = Any  # int, sympy.Expr, or quasi.Q (light formulas: see quasi.py)
 
 
 def is_concrete(x: Any) -> bool:
@@ -17,8 +20,8 @@ def is_concrete(x: Any) -> bool:
 
 
 def is_expr(x: Any) -> bool:
-    """A sympy expression (checked without importing sympy)."""
-    return type(x).__module__.startswith("sympy") or type(x).__name__ in ("FloorDiv", "CeilDiv")
+    """A formula: a sympy expression (checked without importing sympy) or a light one (quasi.Q)."""
+    return isinstance(x, Q) or type(x).__module__.startswith("sympy") or type(x).__name__ in ("FloorDiv", "CeilDiv")
 
 
 def is_size(x: Any) -> bool:
@@ -35,12 +38,16 @@ def _sym():
 def floordiv(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return a // b
+    if isinstance(a, Q) or isinstance(b, Q):
+        return quasi.floordiv(a, b)
     return _sym().floordiv(a, b)
 
 
 def ceildiv(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return -(-a // b)
+    if isinstance(a, Q) or isinstance(b, Q):
+        return quasi.ceildiv(a, b)
     return _sym().ceildiv(a, b)
 
 
@@ -50,24 +57,32 @@ def truediv(a: Any, b: Any) -> Any:
         return q.numerator if q.denominator == 1 else q
     if is_concrete(a) and is_concrete(b):
         return a / b
+    if isinstance(a, Q) or isinstance(b, Q):
+        return a / b
     return _sym().truediv(a, b)
 
 
 def mod(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return a % b
+    if isinstance(a, Q) or isinstance(b, Q):
+        return quasi.mod(a, b)
     return _sym().mod(a, b)
 
 
 def dmin(a: Dim, b: Dim) -> Dim:
     if is_concrete(a) and is_concrete(b):
         return min(a, b)
+    if isinstance(a, Q) or isinstance(b, Q):
+        return quasi.extreme("min", a, b)
     return _sym().smin(a, b)
 
 
 def dmax(a: Dim, b: Dim) -> Dim:
     if is_concrete(a) and is_concrete(b):
         return max(a, b)
+    if isinstance(a, Q) or isinstance(b, Q):
+        return quasi.extreme("max", a, b)
     return _sym().smax(a, b)
 
 
@@ -79,6 +94,11 @@ def total(values) -> Dim:
         return sum(ints)
     if all(type(v).__name__ == "Batch" for v in rest):
         return sum(rest, sum(ints))
+    if any(isinstance(v, Q) for v in rest):
+        out = sum(ints)
+        for v in rest:
+            out = quasi.add(out, v)
+        return out
     return normalize(_sym().add_all([sum(ints), *rest]))
 
 
@@ -86,12 +106,14 @@ def is_whole(x: Any) -> bool:
     """x is decidedly an integer."""
     if as_int(x) is not None:
         return True
-    return is_expr(x) and bool(getattr(x, "is_integer", False))
+    return is_expr(x) and bool(getattr(x, "is_integer", False))  # quasi.Q has is_integer too
 
 
 def divided(x: Any, y: Any) -> Any:
     """x / y, with common factors of symbolic sizes cancelled ((4*H - 8)*W / 4 is (H - 2)*W)."""
     q = truediv(x, y)
+    if isinstance(q, Q) and not q.is_integer:
+        raise quasi.NotQuasi("a quotient sympy would factor")
     if is_expr(q) and not q.is_integer:
         q = _sym().cancelled(q)
     return q
@@ -116,7 +138,7 @@ def product(values) -> Dim:
             rest.append(v)
     if not rest or number == 0:
         return number
-    if len(rest) > 1 and all(is_expr(v) for v in rest):
+    if len(rest) > 1 and all(is_expr(v) for v in rest) and not any(isinstance(v, Q) for v in rest):
         return _sym().multiply(number, rest)
     result = number
     for v in rest:
@@ -128,12 +150,28 @@ def equal(a: Any, b: Any) -> bool | None:
     """True/False when decided; None when it depends on symbol values."""
     if is_concrete(a) and is_concrete(b):
         return a == b
+    if isinstance(a, Q) or isinstance(b, Q):
+        return quasi.equal(a, b)
+    if _batch(a) or _batch(b):  # polynomials in one batch symbol (batch.Batch)
+        diff = a + (-1) * b
+        return diff == 0 if isinstance(diff, int) else None
     return _sym().equal(a, b)
+
+
+def is_positive(x: Any) -> bool | None:
+    """True if x >= 1 for every valid symbol value, False if never, None if it depends."""
+    if isinstance(x, Q):
+        return quasi.is_positive(x)
+    return _sym().is_positive(x)
 
 
 def decide(relation: Any) -> bool | None:
     if isinstance(relation, bool):
         return relation
+    if isinstance(relation, quasi.Relation):
+        return quasi.decide(relation)
+    if isinstance(relation, Q):
+        raise quasi.NotQuasi("a light formula used as a truth value")
     return _sym().decide(relation)
 
 
@@ -147,6 +185,8 @@ def as_int(x: Any) -> int | None:
         return x.numerator if x.denominator == 1 else None
     if isinstance(x, float):
         return int(x) if x.is_integer() else None
+    if isinstance(x, Q):
+        return None
     if getattr(x, "is_Integer", False):
         return int(x)
     return None
@@ -165,6 +205,8 @@ def to_str(x: Any) -> str:
         return f"{x.numerator}/{x.denominator}"
     if _batch(x):
         return str(x)
+    if isinstance(x, Q):
+        return quasi.text(x)
     return _sym().to_str(x)
 
 
@@ -179,6 +221,8 @@ def monomial(x: Any) -> tuple | None:
         return None
     if _batch(x):
         return x.monomial
+    if isinstance(x, Q):
+        return quasi.monomial(x)
     coeff, rest = x.as_coeff_Mul()
     if not coeff.is_Integer or not (rest.is_Mul or rest.is_Symbol or rest.is_Pow):
         return None
@@ -188,6 +232,8 @@ def monomial(x: Any) -> tuple | None:
 def symbol_names(x: Any) -> set:
     if _batch(x):
         return {x.name}
+    if isinstance(x, Q):
+        return set(x.names)
     return {str(s) for s in getattr(x, "free_symbols", ())}
 
 
@@ -197,6 +243,8 @@ def at(x: Any, values: dict) -> Any:
         return normalize(x)
     if _batch(x):
         return x.at(values[x.name]) if x.name in values else x
+    if isinstance(x, Q):
+        return quasi.substitute(x, {name: v for name, v in values.items() if name in x.names})
     return normalize(x.xreplace({s: values[s.name] for s in x.free_symbols if s.name in values}))
 
 
@@ -204,4 +252,6 @@ def parsable(x: Any) -> str:
     """A formula as text that sympy.sympify reads back (JSON's symbolic figures)."""
     if _batch(x):
         return x.parsable()
+    if isinstance(x, Q):
+        return quasi.text(x, parsable=True)
     return _sym().to_parsable(x)

@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from math import isqrt
 
-import sympy
-
-from . import dims, residues
+from . import dims, quasi, residues
 from .errors import Problem
-from .symbols import CeilDiv, FloorDiv, symbol, to_str
+from .quasi import Q
 
 BORDER_PERIOD = 1 << 12  # residues listed in a border warning; past it, a sample and no list
 
@@ -138,6 +136,11 @@ def _split_products(conditions):
         if c.kind != "positive" or len(_free(c)) < 2:
             out.append(c)
             continue
+        if isinstance(value, Q):
+            out.extend(quasi.split_product(c))
+            continue
+        import sympy
+
         coeff, factors = sympy.factor_terms(value).as_coeff_mul()
         sized = [(f.base, int(f.exp)) if f.is_Pow and f.exp.is_Integer and f.exp > 0 else (f, 1) for f in factors]
         sized = [(f, n) for f, n in sized if f.free_symbols]
@@ -150,22 +153,34 @@ def _split_products(conditions):
 
 def solve(result, conditions) -> None:
     conditions = _dedupe(_split_products(conditions))
-    symbols = {name: symbol(name) for name in result.graph.symbols}
+    light = any(isinstance(c.value, Q) or isinstance(c.other, Q) for c in conditions) or any(
+        isinstance(d, Q) for shape in result.graph.inputs.values() for d in shape
+    )
+    if light:
+        symbols = {name: quasi.var(name) for name in result.graph.symbols}
+    else:
+        from .symbols import symbol
+
+        symbols = {name: symbol(name) for name in result.graph.symbols}
     single: dict[str, list] = {name: [] for name in symbols}
     cross = []
     for c in conditions:
-        names = {s.name for s in _free(c)}
+        names = {_name(s) for s in _free(c)}
         if len(names) == 1 and next(iter(names)) in single:
             single[next(iter(names))].append(c)
         elif names:
             cross.append(c)
     substitutions, start = {}, len(result.constraints)
     for name, conds in single.items():
-        if not conds:
+        info = result.graph.symbols[name]
+        if not conds and info.min is None and info.max is None:  # every size is valid: only borders to check
+            _border_warnings(result, name, symbols[name], 1, {0: (1, None)})
             continue
-        outcome = _solve_symbol(result, name, conds)
+        outcome = _solve_symbol(result, name, conds, symbols[name])
         if outcome is not None:
             substitutions[symbols[name]] = outcome
+    if cross and light:
+        raise quasi.NotQuasi("a requirement over several symbols")
     forms = _forms(result, symbols) if cross else {}
     result.constraints[start:start] = [_cross_text(c) for c in cross if not _implied(c, forms)]
     if substitutions and result.ok:
@@ -175,6 +190,8 @@ def solve(result, conditions) -> None:
 def _forms(result, symbols: dict) -> dict:
     """Each symbol whose valid values are one residue class from a first value on, as first + period*j
     (j >= 0): H % 16 == 0 and H >= 16 gives H = 16 + 16*j."""
+    import sympy
+
     forms = {}
     for name, x in symbols.items():
         domain = result.domains.get(name)
@@ -189,13 +206,23 @@ def _implied(c, forms: dict) -> bool:
     == 0 once H % 16 == 0 and W % 16 == 0): such a requirement says nothing more and is not listed."""
     if c.kind == "equal" or not forms:
         return False
+    import sympy
+
     value = sympy.expand(sympy.sympify(c.value).xreplace(forms))
     if c.kind == "integer":
         return value.is_integer is True
     return value.is_integer is True and (value - 1).is_nonnegative is True
 
 
+def _name(x) -> str:
+    return next(iter(x.names)) if isinstance(x, Q) else x.name
+
+
 def _free(c):
+    if isinstance(c.value, Q) or isinstance(c.other, Q):
+        return {quasi.var(name) for name in dims.symbol_names(c.value) | dims.symbol_names(c.other)}
+    import sympy
+
     free = set(sympy.sympify(c.value).free_symbols)
     if c.other is not None:
         free |= sympy.sympify(c.other).free_symbols
@@ -203,6 +230,9 @@ def _free(c):
 
 
 def _cross_text(c) -> str:
+    import sympy
+
+    to_str = dims.to_str
     if c.kind == "equal":
         return f"{to_str(c.value)} == {to_str(c.other)}"
     if c.kind == "integer":  # p/q is an integer: written p % q == 0 when q is a number
@@ -224,9 +254,8 @@ def _where(result, c) -> dict:
     return {}
 
 
-def _solve_symbol(result, name: str, conds):
+def _solve_symbol(result, name: str, conds, x):
     info = result.graph.symbols[name]
-    x = next(iter(_free(conds[0])))
     budget, current = residues.Budget(), None
     try:
         parts, later = [], []
@@ -273,6 +302,9 @@ def _record(result, name: str, x, period: int, classes: dict, capped: bool):
     """Constraint texts, minimum size and Domain from the valid classes; (d, c) when x = d*k + c.
     `capped`: the requirements themselves bound the symbol above (else only a declared max does)."""
     info = result.graph.symbols[name]
+    if classes == {0: (1, None)} and period == 1 and info.min is None and info.max is None:
+        _border_warnings(result, name, x, period, classes)  # every size is valid: nothing to record
+        return None
     residues = set(classes)
     text = simplest_form(name, residues, period)
     if text:
@@ -337,9 +369,11 @@ def _report_outside(result, name: str, parts: list, period: int, classes: dict, 
 def _border_warnings(result, name: str, x, period: int, classes: dict) -> None:
     """Layers whose windows leave border pixels unread, and for which valid sizes."""
     for row in result.layers:
-        losses = {sympy.sympify(loss) for loss in row.border if not isinstance(loss, int)}
+        losses = {_formula(loss) for loss in row.border if not isinstance(loss, int)}
         try:
-            fns = [f for f in (residues.compile_fn(loss, x) for loss in losses if loss.has(x)) if f.period is not None]
+            fns = [
+                f for f in (residues.compile_fn(loss, x) for loss in losses if _has(loss, x)) if f.period is not None
+            ]
         except residues.Unsupported:
             continue
         if not fns:
@@ -382,12 +416,28 @@ def _sample_loses(fns: list, period: int, classes: dict, q: int) -> bool:
     return False
 
 
+def _formula(loss):
+    if isinstance(loss, Q):
+        return loss
+    import sympy
+
+    return sympy.sympify(loss)
+
+
+def _has(v, x) -> bool:
+    return bool(dims.symbol_names(v) & dims.symbol_names(x)) if isinstance(v, Q) else v.has(x)
+
+
 def _simplify(result, substitutions, forms: tuple = ()) -> None:
     """Rewrite every figure under the derived constraint (H = d*k + c), e.g. floor(H/8)*8 -> H; with `forms`
     (symbol -> first + period*j), divisions over several symbols that are exact, floor(H*W/256) -> H*W/256."""
-    rule = tuple(sorted(((x, d, c) for x, (d, c) in substitutions.items()), key=lambda t: t[0].name))
+    rule = tuple(sorted(((x, d, c) for x, (d, c) in substitutions.items()), key=lambda t: _name(t[0])))
 
     def rewrite(v):
+        if isinstance(v, Q):
+            from .quasi_fn import rewrite as light
+
+            return light(v, rule)
         if isinstance(v, int) or not getattr(v, "free_symbols", None):
             return v
         return _exact_divisions(_rewrite(v, rule), forms) if forms else _rewrite(v, rule)
@@ -404,6 +454,10 @@ def _exact_divisions(v, forms: tuple):
     domains make it whole."""
     if isinstance(v, int) or not getattr(v, "free_symbols", None):
         return v
+    import sympy
+
+    from .symbols import CeilDiv, FloorDiv
+
     subs, atoms = dict(forms), {}
     for atom in v.atoms(FloorDiv, CeilDiv, sympy.floor, sympy.ceiling):
         if len(atom.free_symbols) < 2:
@@ -419,6 +473,10 @@ def _rewrite(v, rule: tuple):
     """v with each division atom that is linear on x = d*k + c replaced by that linear function of x."""
     if not any(v.has(x) for x, _, _ in rule):
         return v
+    import sympy
+
+    from .symbols import CeilDiv, FloorDiv
+
     atoms = {}
     for x, d, c in rule:
         for atom in v.atoms(FloorDiv, CeilDiv, sympy.Mod, sympy.floor, sympy.ceiling, sympy.Min, sympy.Max):

@@ -151,7 +151,7 @@ def run_render(
     from .report import problem_lines
 
     echo = echo or _echo
-    result = net.analyze(values)
+    result = net.analyze(values, light="memory" not in show and not chart)  # the memory planner needs sympy
     problems = problem_lines(result, net.path)
     if not drawable(net, result):
         for line in problems or [f"{net.path}: error: nothing to draw"]:

@@ -34,7 +34,9 @@ def bounded(value: Any, text: str) -> Any:
         if max(abs(value.numerator), value.denominator) <= MAX_INT:
             return value
         raise RuleError(f"the result of {shown(text)} is too large: {shown(value)} (parts at most 2**63 - 1)")
-    if dims.is_expr(value):
+    if isinstance(value, dims.Q):
+        dims.quasi.check_size(value)
+    elif dims.is_expr(value):
         problem = symbolic_problem(value)
         if problem:
             raise RuleError(f"the result of {shown(text)} is {problem}")

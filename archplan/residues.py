@@ -1,8 +1,9 @@
 """Exact integer functions of one symbol and the sets of values where a requirement holds.
 
-Used by domain.py (see its docstring for the method): `compile_fn` turns a sympy expression built from
-sums, products, floor/ceiling divisions by constants, Mod, Min and Max into an exact function with a trend
-and a quasi-period; `part` finds where one requirement holds; `intersect` combines them.
+Used by domain.py (see its docstring for the method): `compile_fn` turns a sympy expression or a quasi.Q
+(compiled by quasi_fn.py) built from sums, products, floor/ceiling divisions by constants, Mod, Min and Max
+into an exact function with a trend and a quasi-period; `part` finds where one requirement holds;
+`intersect` combines them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from functools import lru_cache
 from math import gcd
 from typing import Any, Callable
 
-import sympy
-
-from .symbols import CeilDiv, FloorDiv, to_str
+from . import dims
+from .quasi import Q
 
 MAX_PERIOD = 1 << 16  # residues checked for one requirement
 MAX_WORK = 1 << 20  # evaluations and residue lifts for one symbol
@@ -54,7 +54,15 @@ def _trend(trends) -> int | None:
 
 @lru_cache(maxsize=8192)
 def compile_fn(e, x, lo: int = 1) -> _Fn:
-    """e as an exact function of x; its trend holds for x >= lo."""
+    """e (a sympy expression or a quasi.Q) as an exact function of x; its trend holds for x >= lo."""
+    if isinstance(e, Q) or isinstance(x, Q):
+        from .quasi_fn import compile_q
+
+        return compile_q(e, x, lo)
+    import sympy
+
+    from .symbols import CeilDiv, FloorDiv
+
     if e == x:
         return _Fn(lambda v: v, 1, 1, Fraction(1))
     if e.is_Integer:
@@ -69,18 +77,21 @@ def compile_fn(e, x, lo: int = 1) -> _Fn:
         return _product([compile_fn(a, x, lo) for a in e.args], lo)
     if e.is_Pow and e.exp.is_Integer and 0 < e.exp <= 64:
         return _product([compile_fn(e.base, x, lo)] * int(e.exp), lo)
-    if isinstance(e, (FloorDiv, CeilDiv, sympy.Mod)) and e.args[1].is_Integer and e.args[1] > 0:
-        return _divide(type(e), compile_fn(e.args[0], x, lo), int(e.args[1]))
+    kinds = {FloorDiv: "floor", CeilDiv: "ceil", sympy.Mod: "mod", sympy.floor: "floor", sympy.ceiling: "ceil"}
+    if type(e) in (FloorDiv, CeilDiv, sympy.Mod) and e.args[1].is_Integer and e.args[1] > 0:
+        return _divide(kinds[type(e)], compile_fn(e.args[0], x, lo), int(e.args[1]))
     if isinstance(e, (sympy.floor, sympy.ceiling)):
-        return _divide(FloorDiv if isinstance(e, sympy.floor) else CeilDiv, compile_fn(e.args[0], x, lo), 1)
+        return _divide(kinds[type(e)], compile_fn(e.args[0], x, lo), 1)
     if isinstance(e, (sympy.Min, sympy.Max)):
         return _extreme(min if isinstance(e, sympy.Min) else max, [compile_fn(a, x, lo) for a in e.args])
-    raise Unsupported(f"it contains {to_str(e)}, which is not built from sums, products and integer divisions")
+    raise Unsupported(f"it contains {dims.to_str(e)}, which is not built from sums, products and integer divisions")
 
 
 def _lift_extreme(e):
     """A sum with a Min or Max term as an extreme of sums, whose trend may be known where the sum's is not:
     L - Min(1024, L) is Max(L - 1024, 0), nondecreasing (a sliced position table against the sequence)."""
+    import sympy
+
     for i, term in enumerate(e.args):
         coeff, core = term.as_coeff_Mul()
         if isinstance(core, (sympy.Min, sympy.Max)):
@@ -134,19 +145,20 @@ def _product(fs: list, lo: int) -> _Fn:
     return _Fn(at, _sign(c) if rising else None, lcm_all(f.period for f in moving) if periodic else None)
 
 
-def _divide(kind, p: _Fn, q: int) -> _Fn:
-    if kind is FloorDiv:
+def _divide(kind: str, p: _Fn, q: int) -> _Fn:
+    """floor, ceil or mod of p by q."""
+    if kind == "floor":
         at = lambda v: p.at(v) // q  # noqa: E731
-    elif kind is CeilDiv:
+    elif kind == "ceil":
         at = lambda v: -(-p.at(v) // q)  # noqa: E731
     else:
         at = lambda v: p.at(v) % q  # noqa: E731
-    trend = p.trend if kind is not sympy.Mod or p.trend == 0 else None
+    trend = p.trend if kind != "mod" or p.trend == 0 else None
     if p.period is None:
         return _Fn(at, trend, None)
     # p(v + P) = p(v) + slope*P: the division shifts by a whole number once slope*P/q is one
     period = p.period * (p.slope * p.period / q).denominator
-    return _Fn(at, trend, period, Fraction(0) if kind is sympy.Mod else p.slope / q)
+    return _Fn(at, trend, period, Fraction(0) if kind == "mod" else p.slope / q)
 
 
 def _extreme(pick, fs: list) -> _Fn:
@@ -214,9 +226,13 @@ def _interval(first: int | None, stop: int | None) -> dict:
 
 def part(c, x, budget: Budget, lo: int = 1) -> Part:
     """The values x >= lo for which the condition holds (other conditions exclude those below lo)."""
-    value = sympy.sympify(c.value)
+    value, other = c.value, c.other
+    if not isinstance(value, Q) and not isinstance(other, Q) and not isinstance(x, Q):
+        import sympy
+
+        value, other = sympy.sympify(value), sympy.sympify(other)
     if c.kind == "equal":
-        value = value - sympy.sympify(c.other)
+        value = value - other
     f = compile_fn(value, x, lo)
     at = f.at
     if c.kind == "positive" and f.trend is not None:
@@ -228,13 +244,13 @@ def part(c, x, budget: Budget, lo: int = 1) -> Part:
         first, stop = first_true(lambda v: sign * at(v) >= 0, lo), first_true(lambda v: sign * at(v) > 0, lo)
         return Part(1, _interval(first, stop), c)
     if f.period is None:
-        raise Unsupported(f"{to_str(value)} is neither monotone nor periodic plus linear in {x}")
+        raise Unsupported(f"{dims.to_str(value)} is neither monotone nor periodic plus linear in {x}")
     period, step = f.period, f.slope * f.period
     if c.kind == "integer":  # with step integral, at(v + period) is integral exactly when at(v) is
         period *= step.denominator
         step *= step.denominator
     if period > MAX_PERIOD:
-        raise Unsupported(f"{to_str(value)} repeats only every {period} values of {x}")
+        raise Unsupported(f"{dims.to_str(value)} repeats only every {period} values of {x}")
     budget.spend(period)
     classes = {}
     for v in range(1, period + 1):

@@ -291,11 +291,23 @@ def integral(e):
 
 
 def solve(conditions, symbols="H: {}"):
-    """The solver alone, on a net that records no condition of its own."""
+    """The solver alone, on a net that records no condition of its own (its declared bounds aside)."""
     result = load(["{op: relu}"], (1, 3, "H", 8), f"symbols:\n  {symbols}\n").analyze()
-    assert result.ok and not result.constraints and not result.warnings
+    assert result.ok and not result.warnings
+    result.constraints, result.minimum_sizes, result.domains = [], {}, {}
     domain_module.solve(result, conditions)
     return result
+
+
+def test_declared_bounds_are_requirements_even_when_no_layer_needs_them():
+    """A symbol's declared min and max are printed whether or not some layer's requirement mentions it, so the
+    answer does not depend on which requirements could be proved true in advance."""
+    result = load(["{op: relu}"], (1, 3, "H", 8), "symbols:\n  H: {min: 10, max: 50}\n").analyze()
+    assert result.constraints == ["H >= 10", "H <= 50"] and result.minimum_sizes == {"H": 10}
+    plain = load(["{op: relu}"], (1, 3, "H", 8), "symbols:\n  H: {}\n").analyze()
+    assert plain.constraints == [] and plain.minimum_sizes == {} and plain.domains == {}
+    always = solve([positive(H + 1)])  # a requirement that holds for every size records nothing either
+    assert always.constraints == [] and always.minimum_sizes == {} and always.domains == {}
 
 
 def holds(c, h: int) -> bool:

@@ -1,0 +1,600 @@
+"""Symbolic sizes without sympy: expanded polynomials over symbols and integer divisions.
+
+Importing sympy costs 0.4-0.5 s, more than analysing most nets. A net with free sizes (H, W, L) is first
+analysed with these light formulas: a Q is a sum of rational multiples of monomials whose factors are
+symbols or opaque atoms (floor/ceiling of a Q by a positive integer, Min, Max). Division rules mirror
+symbols.FloorDiv/CeilDiv, so an atom survives here whenever sympy keeps one.
+
+The light analysis is accepted only when the answer is one sympy would print the same way
+(api.Net._light_analysis): every figure held as sympy holds it (`flat`: a sum of monomials, not a product
+of sums), with no Min or Max left, and no error reported. Anything else (a sympy method asked of a Q, a
+rule this module does not know) raises NotQuasi, and the net is analysed with sympy.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+
+MARK = "\x00"  # starts the text of a formula sympy would write otherwise (only ever in a message)
+
+
+class NotQuasi(Exception):
+    """The light formulas do not cover this net: analyse it with sympy."""
+
+
+class Atom:
+    """A factor of a monomial: a symbol, floor/ceil(Q / q), or min/max of values."""
+
+    __slots__ = ("kind", "args", "key", "_hash")
+
+    def __init__(self, kind: str, args: tuple):
+        self.kind, self.args = kind, args
+        self.key = args[0] if kind == "var" else f"{kind}({', '.join(_text(a) for a in args)})"
+        self._hash = hash((kind, args))
+
+    def __eq__(self, other):
+        return isinstance(other, Atom) and self.kind == other.kind and self.args == other.args
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return self.key
+
+
+def _text(value) -> str:
+    return repr(value) if isinstance(value, Q) else str(value)
+
+
+class Q:
+    """sum(coefficient * monomial); a monomial is a tuple of (Atom, exponent) sorted by atom key.
+
+    `flat`: sympy would hold the same value as a flat sum of monomials (it keeps H*(W - 2) unexpanded)."""
+
+    __slots__ = ("terms", "flat", "_hash")
+
+    def __init__(self, terms: dict, flat: bool):
+        self.terms, self.flat = terms, flat
+        self._hash = None
+
+    # -- what analysis code may ask of a size ------------------------------------------------------------
+    @property
+    def is_integer(self):
+        """True when every coefficient is whole (atoms are integers); None otherwise, as sympy says of H/2."""
+        return True if all(c.denominator == 1 for c in self.terms.values()) else None
+
+    @property
+    def names(self) -> frozenset:
+        return _names(self)
+
+    @property
+    def is_monomial(self) -> bool:
+        return len(self.terms) == 1 and () not in self.terms
+
+    def atoms(self) -> set:
+        return {a for mono in self.terms for a, _ in mono if a.kind != "var"}
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotQuasi(f"a light formula was asked for {name}")
+
+    def __eq__(self, other):
+        return isinstance(other, Q) and self.terms == other.terms
+
+    def __hash__(self):
+        if self._hash is None:
+            self._hash = hash(frozenset(self.terms.items()))
+        return self._hash
+
+    def __bool__(self):
+        return True  # never a constant (constants are ints), as a sympy expression is truthy
+
+    def __repr__(self):
+        """A canonical text (atoms' keys are built from it, so equal formulas give equal keys)."""
+        parts = (f"{c}*{'*'.join(f'{a.key}**{e}' for a, e in m) or 1}" for m, c in self.terms.items())
+        return " + ".join(sorted(parts))
+
+    def __str__(self):
+        return text(self)
+
+    def __lt__(self, other):
+        return Relation(add(other, scale(self, -1)), True)
+
+    def __le__(self, other):
+        return Relation(add(other, scale(self, -1)), False)
+
+    def __gt__(self, other):
+        return Relation(add(self, scale(other, -1)), True)
+
+    def __ge__(self, other):
+        return Relation(add(self, scale(other, -1)), False)
+
+    def __int__(self):
+        raise NotQuasi("a light formula was used as a number")
+
+    __index__ = __float__ = __int__
+
+    # -- arithmetic ------------------------------------------------------------------------------------
+    def __add__(self, other):
+        return add(self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return add(self, scale(other, -1))
+
+    def __rsub__(self, other):
+        return add(other, scale(self, -1))
+
+    def __neg__(self):
+        return scale(self, -1)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        if not _is_number(other) or other == 0:
+            raise NotQuasi("a light formula was divided by a formula")
+        return scale(self, Fraction(1) / Fraction(other))
+
+    def __rtruediv__(self, other):
+        raise NotQuasi("a number was divided by a light formula")
+
+    def __floordiv__(self, other):
+        return floordiv(self, other)
+
+    def __rfloordiv__(self, other):
+        return floordiv(other, self)
+
+    def __mod__(self, other):
+        return mod(self, other)
+
+    def __rmod__(self, other):
+        return mod(other, self)
+
+    def __pow__(self, n):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > 64:
+            raise NotQuasi("a light formula was raised to a power other than 0-64")
+        out = 1
+        for _ in range(n):
+            out = mul(out, self)
+        return out
+
+
+class Relation:
+    """diff > 0 (strict) or diff >= 0: only dims.decide reads one; anything else asked of it needs sympy."""
+
+    __slots__ = ("diff", "strict")
+
+    def __init__(self, diff, strict: bool):
+        self.diff, self.strict = diff, strict
+
+    def __bool__(self):
+        raise NotQuasi("a comparison of light formulas used as a truth value")
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotQuasi(f"a comparison of light formulas was asked for {name}")
+
+
+def decide(relation: Relation):
+    """True when the relation holds for every size, False when never (a constant), None when it depends."""
+    d = relation.diff
+    if not isinstance(d, Q):
+        return d > 0 if relation.strict else d >= 0
+    low = lower_bound(d)
+    return True if low is not None and (low > 0 if relation.strict else low >= 0) else None
+
+
+def split_product(condition) -> list:
+    """As domain._split_products does with sympy: a positive product c*f1*f2 (c > 0) is one condition per
+    factor; a sum with no factor common to its terms stays whole (sympy's factor_terms finds none)."""
+    x = condition.value
+    if not x.flat:
+        raise NotQuasi("a product of sums (sympy would factor it)")
+    if not x.is_monomial:
+        common = set.intersection(*({a for a, _ in m} for m in x.terms))
+        if common:
+            raise NotQuasi("a sum with a common factor (sympy would factor it)")
+        return [condition]
+    ((mono, c),) = x.terms.items()
+    if c <= 0 or sum(e for _, e in mono) < 2:
+        return [condition]
+    factors = [Q({((atom, 1),): Fraction(1)}, True) for atom, _ in mono]
+    return [type(condition)("positive", f, None, condition.node, condition.text) for f in factors]
+
+
+MAX_TERMS, MAX_DEGREE, MAX_PART = 64, 16, 1 << 62  # past these, sympy's own limits (limits.py) decide
+
+
+def check_size(x: Q) -> None:
+    """Raises NotQuasi for a formula large enough that limits.py might refuse it: sympy's path decides."""
+    if len(x.terms) > MAX_TERMS:
+        raise NotQuasi("a large formula")
+    for mono, c in x.terms.items():
+        if max(abs(c.numerator), c.denominator) > MAX_PART or sum(e for _, e in mono) > MAX_DEGREE:
+            raise NotQuasi("a large formula")
+        for atom, _ in mono:
+            for arg in atom.args:
+                if isinstance(arg, Q):
+                    check_size(arg)
+
+
+@lru_cache(maxsize=None)
+def var(name: str) -> Q:
+    return Q({((Atom("var", (name,)), 1),): Fraction(1)}, True)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, Fraction)) and not isinstance(x, bool)
+
+
+def _terms(x) -> dict:
+    if isinstance(x, Q):
+        return x.terms
+    if _is_number(x):
+        return {(): Fraction(x)} if x else {}
+    raise NotQuasi(f"a light formula met {type(x).__name__}")
+
+
+def _make(terms: dict, flat: bool):
+    terms = {m: c for m, c in terms.items() if c}
+    if all(m == () for m in terms):
+        c = terms.get((), Fraction(0))
+        if c.denominator != 1:
+            raise NotQuasi("a constant fraction")  # sympy's Rational takes other paths than a Fraction
+        return int(c)
+    return Q(terms, flat)
+
+
+def _flat(x) -> bool:
+    return x.flat if isinstance(x, Q) else True
+
+
+def add(a, b):
+    terms = dict(_terms(a))
+    for m, c in _terms(b).items():
+        terms[m] = terms.get(m, 0) + c
+    return _make(terms, _flat(a) and _flat(b))
+
+
+def scale(a, k):
+    if not isinstance(a, Q):
+        return _make({m: c * k for m, c in _terms(a).items()}, True)
+    return _make({m: c * k for m, c in a.terms.items()}, a.flat)
+
+
+def _mono_mul(m1: tuple, m2: tuple) -> tuple:
+    powers = dict(m1)
+    for atom, e in m2:
+        powers[atom] = powers.get(atom, 0) + e
+    return tuple(sorted(powers.items(), key=lambda p: p[0].key))
+
+
+def mul(a, b):
+    if not isinstance(a, Q) or not isinstance(b, Q):
+        q, k = (a, b) if isinstance(a, Q) else (b, a)
+        return scale(q, Fraction(_number(k)))
+    terms: dict = {}
+    for m1, c1 in a.terms.items():
+        for m2, c2 in b.terms.items():
+            m = _mono_mul(m1, m2)
+            terms[m] = terms.get(m, 0) + c1 * c2
+    return _make(terms, a.is_monomial and b.is_monomial)  # sympy keeps H*(W - 2) a product
+
+
+def _number(x):
+    if not _is_number(x):
+        raise NotQuasi(f"a light formula met {type(x).__name__}")
+    return x
+
+
+def _names(x) -> frozenset:
+    if not isinstance(x, Q):
+        return frozenset()
+    out = set()
+    for m in x.terms:
+        for atom, _ in m:
+            if atom.kind == "var":
+                out.add(atom.args[0])
+            else:
+                for arg in atom.args:
+                    out |= _names(arg)
+    return frozenset(out)
+
+
+# -- integer divisions, as symbols.FloorDiv / CeilDiv evaluate ---------------------------------------------
+def _atom(kind: str, *args):
+    return Q({((Atom(kind, args), 1),): Fraction(1)}, True)
+
+
+def _split(p, q: int):
+    """p = q*whole + rest: the constant's multiple and every whole term divisible by q (p flat: its terms
+    are sympy's terms)."""
+    whole, rest = {}, {}
+    for m, c in _terms(p).items():
+        if m == () and c.denominator == 1:
+            whole[m], rest[m] = Fraction(int(c) // q), Fraction(int(c) % q)
+        elif c.denominator == 1 and int(c) % q == 0:
+            whole[m] = c / q
+        else:
+            rest[m] = c
+    return _make(whole, True), _make(rest, True)
+
+
+def _single_atom(p, kind: str):
+    if isinstance(p, Q) and p.is_monomial:
+        ((m, c),) = p.terms.items()
+        if c == 1 and len(m) == 1 and m[0][1] == 1 and m[0][0].kind == kind:
+            return m[0][0]
+    return None
+
+
+def _divisor(q) -> int:
+    if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
+        raise NotQuasi("a division by something other than a positive integer")
+    return q
+
+
+def floordiv(p, q):
+    q = _divisor(q)
+    if not isinstance(p, Q):
+        return _integer(p) // q
+    if q == 1 and p.is_integer:
+        return p
+    nested = _single_atom(p, "floor")
+    if nested is not None:
+        return floordiv(nested.args[0], nested.args[1] * q)
+    if not p.flat:
+        return _atom("floor", p, q)
+    whole, rest = _split(p, q)
+    if whole != 0:
+        return add(whole, floordiv(rest, q))
+    const = _terms(rest).get((), 0)
+    var_part = add(rest, -const)
+    if const == q - 1 and isinstance(var_part, Q) and var_part.is_integer:
+        return ceildiv(var_part, q)
+    return _atom("floor", rest, q)
+
+
+def ceildiv(p, q):
+    q = _divisor(q)
+    if not isinstance(p, Q):
+        return -(-_integer(p) // q)
+    if q == 1 and p.is_integer:
+        return p
+    nested = _single_atom(p, "ceil")
+    if nested is not None:
+        return ceildiv(nested.args[0], nested.args[1] * q)
+    if not p.flat:
+        return _atom("ceil", p, q)
+    whole, rest = _split(p, q)
+    if whole != 0:
+        return add(whole, ceildiv(rest, q))
+    const = _terms(rest).get((), 0)
+    var_part = add(rest, -const)
+    if const == 1 and isinstance(var_part, Q) and var_part.is_integer:
+        return add(floordiv(var_part, q), 1)
+    return _atom("ceil", rest, q)
+
+
+def _integer(x) -> int:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise NotQuasi("an integer division of a fraction")
+    return x
+
+
+def mod(a, b):
+    """a % b for a positive integer b: a - b*floor(a/b), as symbols.mod."""
+    b = _divisor(b)
+    return add(a, scale(floordiv(a, b), -b))
+
+
+def extreme(kind: str, a, b):
+    """min/max: decided when the two differ by a constant (sympy decides that too), else an atom."""
+    if not isinstance(a, Q) and not isinstance(b, Q):
+        return min(a, b) if kind == "min" else max(a, b)
+    diff = add(a, scale(b, -1))
+    if not isinstance(diff, Q):
+        return (a if diff <= 0 else b) if kind == "min" else (a if diff >= 0 else b)
+    return _atom(kind, *sorted((a, b), key=_text))
+
+
+def equal(a, b):
+    diff = add(a, scale(b, -1))
+    return True if diff == 0 else (None if isinstance(diff, Q) else False)
+
+
+# -- sign facts, as sympy's assumptions find them for sums of positive terms --------------------------------
+def lower_bound(x):
+    """A lower bound of x over positive integer symbols, or None when unknown."""
+    if not isinstance(x, Q):
+        return x
+    total = 0
+    for m, c in x.terms.items():
+        if m == ():
+            total += c
+            continue
+        if c < 0:
+            return None
+        low = 1
+        for atom, e in m:
+            b = _atom_lower(atom)
+            if b is None or b < 0:
+                return None
+            low *= b**e
+        total += c * low
+    return total
+
+
+def _atom_lower(atom: Atom):
+    if atom.kind == "var":
+        return 1
+    if atom.kind in ("floor", "ceil"):
+        low = lower_bound(atom.args[0])
+        if low is None:
+            return None
+        q = atom.args[1]
+        return (low // q) if atom.kind == "floor" else -(-low // q)
+    lows = [lower_bound(a) for a in atom.args]
+    if None in lows:
+        return None
+    return min(lows) if atom.kind == "min" else max(lows)
+
+
+def is_positive(x):
+    """True when x >= 1 for every size; None when it depends (the domain solver decides)."""
+    low = lower_bound(x)
+    return True if low is not None and low >= 1 else None
+
+
+# -- values and text ---------------------------------------------------------------------------------------
+def _tmul(t1: dict, t2: dict) -> dict:
+    out: dict = {}
+    for m1, c1 in t1.items():
+        for m2, c2 in t2.items():
+            m = _mono_mul(m1, m2)
+            out[m] = out.get(m, 0) + c1 * c2
+    return out
+
+
+def substitute(x, values: dict):
+    """x with symbols replaced (name -> int or Q); a whole number comes back as an int, a fraction as a
+    Fraction (H/2 at H = 3)."""
+    if not isinstance(x, Q):
+        return x
+    total: dict = {}
+    for m, c in x.terms.items():
+        value = {(): c}
+        for atom, e in m:
+            part = _terms(_substitute_atom(atom, values))
+            for _ in range(e):
+                value = _tmul(value, part)
+        for mono, k in value.items():
+            total[mono] = total.get(mono, 0) + k
+    total = {m: c for m, c in total.items() if c}
+    if all(m == () for m in total):
+        c = total.get((), Fraction(0))
+        return int(c) if c.denominator == 1 else c
+    return Q(total, x.flat or len(total) == 1)
+
+
+def _substitute_atom(atom: Atom, values: dict):
+    if atom.kind == "var":
+        return values.get(atom.args[0], var(atom.args[0]))
+    if atom.kind in ("floor", "ceil"):
+        p, q = substitute(atom.args[0], values), atom.args[1]
+        if isinstance(p, Fraction):
+            n, d = p.numerator, p.denominator * q
+            return n // d if atom.kind == "floor" else -(-n // d)
+        return floordiv(p, q) if atom.kind == "floor" else ceildiv(p, q)
+    a, b = (substitute(arg, values) for arg in atom.args)
+    return extreme(atom.kind, a, b)
+
+
+def printable(x) -> bool:
+    """Whether x prints as sympy would print the same figure: a flat polynomial in symbols and in floor or
+    ceiling divisions of such polynomials (not a product of sums, which sympy keeps unexpanded; no Min/Max)."""
+    if not isinstance(x, Q):
+        return True
+    return x.flat and all(_printable_division(a) for a in x.atoms())
+
+
+def _printable_division(atom: Atom) -> bool:
+    """floor/ceil(p / q) with q >= 2 and p printable with whole coefficients (polytext's generators)."""
+    if atom.kind not in ("floor", "ceil") or atom.args[1] < 2:
+        return False
+    inner = atom.args[0]
+    if not printable(inner) or any(c.denominator != 1 for c in inner.terms.values()):
+        return False
+    from .polytext import generator_is_normal
+
+    return generator_is_normal(_generator(atom))  # one sympy's FloorDiv.eval would rewrite is not sympy's form
+
+
+def _generator(atom: Atom):
+    if atom.kind == "var":
+        return atom.args[0]
+    inner, q = atom.args  # inner is a Q: a constant would have been divided out
+    return atom.kind, tuple(_named_terms(inner).items()), q
+
+
+def _named_terms(x: Q) -> dict:
+    """The terms in polytext's form: a monomial is ((generator, exponent), ...); a generator is a symbol's
+    name or (kind, inner terms, q) for floor/ceil(inner / q)."""
+    if not printable(x):
+        raise NotQuasi("a formula sympy would write as a product of sums, or with Min or Max")
+    return {tuple((_generator(a), e) for a, e in m): c for m, c in x.terms.items()}
+
+
+def text(x: Q, parsable: bool = False) -> str:
+    """The formula as sympy prints it. One that sympy would write otherwise (a product of sums, a Min) can only
+    be in a message, marked: a light analysis that reports such a message is not used."""
+    from .polytext import parsable_names_known, poly_str
+
+    if not printable(x):
+        return MARK + repr(x)
+    terms = _named_terms(x)
+    if parsable and not parsable_names_known(x.names):
+        raise NotQuasi("a symbol name sympy might read as its own")
+    return poly_str(terms, parsable=parsable)
+
+
+def monomial(x: Q):
+    """(integer coefficient, the rest as text) for a single term with a whole coefficient, as dims.monomial."""
+    terms = _named_terms(x)
+    if len(terms) != 1:
+        return None
+    ((mono, c),) = terms.items()
+    if c.denominator != 1 or (len(mono) == 1 and mono[0][1] == 1 and not isinstance(mono[0][0], str)):
+        return None  # sympy's as_coeff_Mul leaves a lone floor(H/2), which dims.monomial does not take
+    from .polytext import monomial_text
+
+    return int(c), monomial_text(mono)
+
+
+# -- when the light answer is the answer -------------------------------------------------------------------
+def accept(result) -> None:
+    """Raises NotQuasi unless every figure of an Analysis prints as sympy would print it, there is no error
+    (errors are worded from sympy's answers) and no warning quotes a formula sympy would write otherwise."""
+    if result.errors:
+        raise NotQuasi("the net has errors to report")
+    if any(MARK in f"{w.message} {w.hint}" for w in result.warnings):
+        raise NotQuasi("a warning quotes a formula sympy would write otherwise")
+    parts = [result.totals, result.inputs, result.outputs, result.graph.inputs]
+    parts.extend(node.args for node in result.graph.nodes.values())  # the Op column describes them
+    for row in result.layers:
+        parts.append((row.output_shape, row.params, row.buffers, row.macs, row.value_range, row.field))
+    names: set = set()
+    for x in _formulas(parts):
+        _named_terms(x)  # raises unless printable
+        names |= x.names
+    from .polytext import parsable_names_known
+
+    if not parsable_names_known(names):
+        raise NotQuasi("a symbol name sympy might read as its own")
+
+
+def _formulas(value, depth: int = 0):
+    """The Qs inside nested tuples, lists, dicts and dataclasses (a receptive field's axes)."""
+    if isinstance(value, Q):
+        yield value
+    elif depth > 8 or value is None or isinstance(value, (int, Fraction, str, float)):
+        return
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _formulas(v, depth + 1)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _formulas(v, depth + 1)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            yield from _formulas(getattr(value, name), depth + 1)
+    else:
+        raise NotQuasi(f"a figure of type {type(value).__name__}")
