@@ -82,11 +82,15 @@ class Q:
         raise NotQuasi(f"a light formula was asked for {name}")
 
     def __eq__(self, other):
-        return isinstance(other, Q) and self.terms == other.terms
+        """Flat formulas are equal when their terms are (sympy's canonical sums are); one sympy holds in
+        another form (a product of sums) only equals itself: sympy might tell two such forms apart."""
+        if not isinstance(other, Q):
+            return False
+        return self is other or (self.flat and other.flat and self.terms == other.terms)
 
     def __hash__(self):
         if self._hash is None:
-            self._hash = hash(frozenset(self.terms.items()))
+            self._hash = hash(frozenset(self.terms.items())) if self.flat else id(self)
         return self._hash
 
     def __bool__(self):
@@ -140,7 +144,7 @@ class Q:
     def __truediv__(self, other):
         if not _is_number(other) or other == 0:
             raise NotQuasi("a light formula was divided by a formula")
-        return scale(self, Fraction(1) / Fraction(other))
+        return scale(self, Fraction(1, other) if isinstance(other, int) else 1 / other)
 
     def __rtruediv__(self, other):
         raise NotQuasi("a number was divided by a light formula")
@@ -206,7 +210,7 @@ def split_product(condition) -> list:
     ((mono, c),) = x.terms.items()
     if c <= 0 or sum(e for _, e in mono) < 2:
         return [condition]
-    factors = [Q({((atom, 1),): Fraction(1)}, True) for atom, _ in mono]
+    factors = [Q({((atom, 1),): 1}, True) for atom, _ in mono]
     return [type(condition)("positive", f, None, condition.node, condition.text) for f in factors]
 
 
@@ -228,7 +232,7 @@ def check_size(x: Q) -> None:
 
 @lru_cache(maxsize=None)
 def var(name: str) -> Q:
-    return Q({((Atom("var", (name,)), 1),): Fraction(1)}, True)
+    return Q({((Atom("var", (name,)), 1),): 1}, True)
 
 
 def _is_number(x) -> bool:
@@ -239,24 +243,31 @@ def _terms(x) -> dict:
     if isinstance(x, Q):
         return x.terms
     if _is_number(x):
-        return {(): Fraction(x)} if x else {}
+        return {(): x} if x else {}
     raise NotQuasi(f"a light formula met {type(x).__name__}")
 
 
 def _make(terms: dict, flat: bool):
-    terms = {m: c for m, c in terms.items() if c}
-    if all(m == () for m in terms):
-        c = terms.get((), Fraction(0))
+    """A Q of the nonzero terms (whole coefficients as ints); an int when only a constant is left."""
+    out = {}
+    for m, c in terms.items():
+        if type(c) is not int and type(c) is not Fraction:
+            raise NotQuasi(f"a coefficient of type {type(c).__name__}")
+        if c:
+            out[m] = c.numerator if type(c) is Fraction and c.denominator == 1 else c
+    if len(out) == (1 if () in out else 0):
+        c = out.get((), 0)
         if c.denominator != 1:
             raise NotQuasi("a constant fraction")  # sympy's Rational takes other paths than a Fraction
-        return int(c)
-    return Q(terms, flat)
+        return c
+    return Q(out, flat)
 
 
 def _flat(x) -> bool:
     return x.flat if isinstance(x, Q) else True
 
 
+@lru_cache(maxsize=8192, typed=True)
 def add(a, b):
     terms = dict(_terms(a))
     for m, c in _terms(b).items():
@@ -270,6 +281,7 @@ def scale(a, k):
     return _make({m: c * k for m, c in a.terms.items()}, a.flat)
 
 
+@lru_cache(maxsize=8192)
 def _mono_mul(m1: tuple, m2: tuple) -> tuple:
     powers = dict(m1)
     for atom, e in m2:
@@ -277,10 +289,11 @@ def _mono_mul(m1: tuple, m2: tuple) -> tuple:
     return tuple(sorted(powers.items(), key=lambda p: p[0].key))
 
 
+@lru_cache(maxsize=8192, typed=True)
 def mul(a, b):
     if not isinstance(a, Q) or not isinstance(b, Q):
         q, k = (a, b) if isinstance(a, Q) else (b, a)
-        return scale(q, Fraction(_number(k)))
+        return scale(q, _number(k))
     terms: dict = {}
     for m1, c1 in a.terms.items():
         for m2, c2 in b.terms.items():
@@ -311,7 +324,7 @@ def _names(x) -> frozenset:
 
 # -- integer divisions, as symbols.FloorDiv / CeilDiv evaluate ---------------------------------------------
 def _atom(kind: str, *args):
-    return Q({((Atom(kind, args), 1),): Fraction(1)}, True)
+    return Q({((Atom(kind, args), 1),): 1}, True)
 
 
 def _split(p, q: int):
@@ -320,9 +333,9 @@ def _split(p, q: int):
     whole, rest = {}, {}
     for m, c in _terms(p).items():
         if m == () and c.denominator == 1:
-            whole[m], rest[m] = Fraction(int(c) // q), Fraction(int(c) % q)
+            whole[m], rest[m] = int(c) // q, int(c) % q
         elif c.denominator == 1 and int(c) % q == 0:
-            whole[m] = c / q
+            whole[m] = int(c) // q
         else:
             rest[m] = c
     return _make(whole, True), _make(rest, True)
@@ -480,7 +493,7 @@ def substitute(x, values: dict):
             total[mono] = total.get(mono, 0) + k
     total = {m: c for m, c in total.items() if c}
     if all(m == () for m in total):
-        c = total.get((), Fraction(0))
+        c = total.get((), 0)
         return int(c) if c.denominator == 1 else c
     return Q(total, x.flat or len(total) == 1)
 
@@ -533,6 +546,7 @@ def _named_terms(x: Q) -> dict:
     return {tuple((_generator(a), e) for a, e in m): c for m, c in x.terms.items()}
 
 
+@lru_cache(maxsize=8192)
 def text(x: Q, parsable: bool = False) -> str:
     """The formula as sympy prints it. One that sympy would write otherwise (a product of sums, a Min) can only
     be in a message, marked: a light analysis that reports such a message is not used."""
@@ -546,6 +560,7 @@ def text(x: Q, parsable: bool = False) -> str:
     return poly_str(terms, parsable=parsable)
 
 
+@lru_cache(maxsize=8192)
 def monomial(x: Q):
     """(integer coefficient, the rest as text) for a single term with a whole coefficient, as dims.monomial."""
     terms = _named_terms(x)
@@ -572,29 +587,37 @@ def accept(result) -> None:
     for row in result.layers:
         parts.append((row.output_shape, row.params, row.buffers, row.macs, row.value_range, row.field))
     names: set = set()
+    seen: set = set()
     for x in _formulas(parts):
-        _named_terms(x)  # raises unless printable
-        names |= x.names
+        if id(x) not in seen:
+            seen.add(id(x))
+            _named_terms(x)  # raises unless printable
+            names |= x.names
     from .polytext import parsable_names_known
 
     if not parsable_names_known(names):
         raise NotQuasi("a symbol name sympy might read as its own")
 
 
-def _formulas(value, depth: int = 0):
+_PLAIN = frozenset((int, bool, float, str, Fraction, type(None)))
+
+
+def _formulas(parts: list) -> list:
     """The Qs inside nested tuples, lists, dicts and dataclasses (a receptive field's axes)."""
-    if isinstance(value, Q):
-        yield value
-    elif depth > 8 or value is None or isinstance(value, (int, Fraction, str, float)):
-        return
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _formulas(v, depth + 1)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _formulas(v, depth + 1)
-    elif hasattr(value, "__dataclass_fields__"):
-        for name in value.__dataclass_fields__:
-            yield from _formulas(getattr(value, name), depth + 1)
-    else:
-        raise NotQuasi(f"a figure of type {type(value).__name__}")
+    found, stack = [], list(parts)
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind in _PLAIN:
+            continue
+        if kind is Q:
+            found.append(value)
+        elif kind is dict or isinstance(value, dict):
+            stack.extend(value.values())
+        elif kind is tuple or kind is list:
+            stack.extend(value)
+        elif hasattr(value, "__dataclass_fields__"):
+            stack.extend(getattr(value, name) for name in value.__dataclass_fields__)
+        else:
+            raise NotQuasi(f"a figure of type {kind.__name__}")
+    return found

@@ -196,3 +196,57 @@ def test_varied_symbolic_nets_print_the_same(source, picks):
         all_paths = list(int_paths(doc))
         doc = replaced(doc, all_paths[pick % len(all_paths)], value)
     same_reports(archplan.loads(yaml.safe_dump(doc, sort_keys=False)))
+
+
+# -- generated convolutional nets with free sizes ----------------------------------------------------------------
+LAYER = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "op": st.just("conv2d"),
+            "out_channels": st.sampled_from([4, 8]),
+            "kernel_size": st.sampled_from([1, 2, 3, 5]),
+            "stride": st.sampled_from([1, 2, 3]),
+            "padding": st.sampled_from([0, 1, 2]),
+            "dilation": st.sampled_from([1, 2]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"op": st.just("maxpool2d"), "kernel_size": st.sampled_from([2, 3]), "ceil_mode": st.booleans()}
+    ),
+    st.fixed_dictionaries({"op": st.just("avgpool2d"), "kernel_size": st.sampled_from([2, 3]), "padding": st.just(1)}),
+    st.fixed_dictionaries(
+        {
+            "op": st.just("convtranspose2d"),
+            "out_channels": st.just(4),
+            "kernel_size": st.sampled_from([2, 3]),
+            "stride": st.sampled_from([1, 2]),
+        }
+    ),
+    st.fixed_dictionaries({"op": st.sampled_from(["relu", "batchnorm2d"])}),
+    st.fixed_dictionaries({"op": st.just("upsample"), "scale_factor": st.sampled_from([2, 3])}),
+    st.fixed_dictionaries({"op": st.just("zeropad2d"), "padding": st.sampled_from([1, [1, 0, 2, 0]])}),
+    st.fixed_dictionaries({"op": st.sampled_from(["concat", "add"]), "skip": st.integers(0, 8)}),
+)
+
+
+def generated(layers: list, minimum: int | None) -> str:
+    out = []
+    for i, layer in enumerate(layers):
+        layer = {"name": f"l{i}", **layer}
+        skip = layer.pop("skip", None)
+        if skip is not None:
+            if i == 0:
+                continue
+            layer["in"] = [f"l{i - 1}" if out else "x", out[skip % len(out)]["name"]]
+            if layer["op"] == "concat":
+                layer["dim"] = 1
+        out.append(layer)
+    symbols = {"N": {}, "H": {"min": minimum} if minimum else {}, "W": {}}
+    doc = {"archplan": 1, "name": "g", "symbols": symbols, "inputs": {"x": ["N", 4, "H", "W"]}, "layers": out}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers=st.lists(LAYER, min_size=1, max_size=8), minimum=st.sampled_from([None, 4, 16]))
+def test_generated_nets_print_the_same(layers, minimum):
+    same_reports(archplan.loads(generated(layers, minimum)))
