@@ -82,11 +82,14 @@ def check(path: str, values: dict, fmt: str, strict: bool, dtype: str) -> None:
 
     Exit status: 0 no errors, 1 errors in the file, 2 usage errors.
     """
+    from .api import collector_paused
     from .report import render
 
-    net = load_net(path, values)
-    result = net.analyze(values, dtype=dtype, strict=strict, light=True)
-    click.echo(render(result, fmt, path), nl=False)
+    with collector_paused():  # reading the file and printing too: their garbage is collected after
+        net = load_net(path, values)
+        result = net.analyze(values, dtype=dtype, strict=strict, light=True)
+        text = render(result, fmt, path)
+    click.echo(text, nl=False)
     sys.exit(EXIT_OK if result.ok else EXIT_ERRORS)
 
 

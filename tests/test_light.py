@@ -235,9 +235,9 @@ def generated(layers: list, minimum: int | None) -> str:
         layer = {"name": f"l{i}", **layer}
         skip = layer.pop("skip", None)
         if skip is not None:
-            if i == 0:
+            if not out:
                 continue
-            layer["in"] = [f"l{i - 1}" if out else "x", out[skip % len(out)]["name"]]
+            layer["in"] = [out[-1]["name"], out[skip % len(out)]["name"]]
             if layer["op"] == "concat":
                 layer["dim"] = 1
         out.append(layer)
@@ -250,3 +250,18 @@ def generated(layers: list, minimum: int | None) -> str:
 @given(layers=st.lists(LAYER, min_size=1, max_size=8), minimum=st.sampled_from([None, 4, 16]))
 def test_generated_nets_print_the_same(layers, minimum):
     same_reports(archplan.loads(generated(layers, minimum)))
+
+
+@pytest.mark.parametrize("name", ["unet", "convnext_tiny"])
+def test_render_draws_the_same_graph_either_way(name, monkeypatch):
+    from click.testing import CliRunner
+
+    from archplan.api import Net
+    from archplan.cli import cli
+
+    args = ["render", str(ROOT / "examples" / f"{name}.yaml"), "-o", "-", "--show", "params,macs,rf"]
+    light = CliRunner().invoke(cli, args)
+    analyze = Net.analyze
+    monkeypatch.setattr(Net, "analyze", lambda self, *a, **k: analyze(self, *a, **{**k, "light": False}))
+    exact = CliRunner().invoke(cli, args)
+    assert light.exit_code == exact.exit_code == 0 and light.output == exact.output and "digraph" in light.output
