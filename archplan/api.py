@@ -182,13 +182,13 @@ class Net:
     def _light_analysis(self, values: dict, bounds: list, dtype: str):
         """The analysis with light formulas; None when some part needs sympy, or the net has a problem to
         report (messages quote formulas, and sympy words them)."""
-        from . import quasi
+        from . import quasi, quasi_text
 
         if self.spec is None or bounds or all(s in values for s in self.symbols):
             return None
         try:
             result = self._analysis(values, bounds, dtype, quasi.var)
-            quasi.accept(result)
+            quasi_text.accept(result)
         except quasi.NotQuasi:
             return None
         return result

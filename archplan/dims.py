@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from . import quasi
+from . import quasi, quasi_facts, quasi_text
 from .quasi import Q
 
 Dim = Any  # int, sympy.Expr, or quasi.Q (light formulas: see quasi.py)
@@ -161,7 +161,7 @@ def equal(a: Any, b: Any) -> bool | None:
 def is_positive(x: Any) -> bool | None:
     """True if x >= 1 for every valid symbol value, False if never, None if it depends."""
     if isinstance(x, Q):
-        return quasi.is_positive(x)
+        return quasi_facts.is_positive(x)
     return _sym().is_positive(x)
 
 
@@ -169,7 +169,7 @@ def decide(relation: Any) -> bool | None:
     if isinstance(relation, bool):
         return relation
     if isinstance(relation, quasi.Relation):
-        return quasi.decide(relation)
+        return quasi_facts.decide(relation)
     if isinstance(relation, Q):
         raise quasi.NotQuasi("a light formula used as a truth value")
     return _sym().decide(relation)
@@ -206,7 +206,7 @@ def to_str(x: Any) -> str:
     if _batch(x):
         return str(x)
     if isinstance(x, Q):
-        return quasi.text(x)
+        return quasi_text.text(x)
     return _sym().to_str(x)
 
 
@@ -222,7 +222,7 @@ def monomial(x: Any) -> tuple | None:
     if _batch(x):
         return x.monomial
     if isinstance(x, Q):
-        return quasi.monomial(x)
+        return quasi_text.monomial(x)
     coeff, rest = x.as_coeff_Mul()
     if not coeff.is_Integer or not (rest.is_Mul or rest.is_Symbol or rest.is_Pow):
         return None
@@ -253,5 +253,5 @@ def parsable(x: Any) -> str:
     if _batch(x):
         return x.parsable()
     if isinstance(x, Q):
-        return quasi.text(x, parsable=True)
+        return quasi_text.text(x, parsable=True)
     return _sym().to_parsable(x)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from math import isqrt
 
-from . import dims, quasi, residues
+from . import dims, quasi, quasi_facts, residues
 from .errors import Problem
 from .quasi import Q
 
@@ -137,7 +137,7 @@ def _split_products(conditions):
             out.append(c)
             continue
         if isinstance(value, Q):
-            out.extend(quasi.split_product(c))
+            out.extend(quasi_facts.split_product(c))
             continue
         import sympy
 

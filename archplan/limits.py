@@ -10,7 +10,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from . import dims
+from . import dims, quasi_facts
 from .errors import RuleError
 from .show import shown
 
@@ -35,7 +35,7 @@ def bounded(value: Any, text: str) -> Any:
             return value
         raise RuleError(f"the result of {shown(text)} is too large: {shown(value)} (parts at most 2**63 - 1)")
     if isinstance(value, dims.Q):
-        dims.quasi.check_size(value)
+        quasi_facts.check_size(value)
     elif dims.is_expr(value):
         problem = symbolic_problem(value)
         if problem:

@@ -6,18 +6,15 @@ symbols or opaque atoms (floor/ceiling of a Q by a positive integer, Min, Max). 
 symbols.FloorDiv/CeilDiv, so an atom survives here whenever sympy keeps one.
 
 The light analysis is accepted only when the answer is one sympy would print the same way
-(api.Net._light_analysis): every figure held as sympy holds it (`flat`: a sum of monomials, not a product
-of sums), with no Min or Max left, and no error reported. Anything else (a sympy method asked of a Q, a
-rule this module does not know) raises NotQuasi, and the net is analysed with sympy.
+(quasi_text.accept): every figure held as sympy holds it (`flat`: a sum of monomials, not a product of
+sums), with no Min or Max left, and no error reported. Anything else (a sympy method asked of a Q, a rule
+this module does not know) raises NotQuasi, and the net is analysed with sympy.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 from functools import lru_cache
-
-
-MARK = "\x00"  # starts the text of a formula sympy would write otherwise (only ever in a message)
 
 
 class NotQuasi(Exception):
@@ -102,6 +99,8 @@ class Q:
         return " + ".join(sorted(parts))
 
     def __str__(self):
+        from .quasi_text import text
+
         return text(self)
 
     def __lt__(self, other):
@@ -185,49 +184,6 @@ class Relation:
         if name.startswith("__"):
             raise AttributeError(name)
         raise NotQuasi(f"a comparison of light formulas was asked for {name}")
-
-
-def decide(relation: Relation):
-    """True when the relation holds for every size, False when never (a constant), None when it depends."""
-    d = relation.diff
-    if not isinstance(d, Q):
-        return d > 0 if relation.strict else d >= 0
-    low = lower_bound(d)
-    return True if low is not None and (low > 0 if relation.strict else low >= 0) else None
-
-
-def split_product(condition) -> list:
-    """As domain._split_products does with sympy: a positive product c*f1*f2 (c > 0) is one condition per
-    factor; a sum with no factor common to its terms stays whole (sympy's factor_terms finds none)."""
-    x = condition.value
-    if not x.flat:
-        raise NotQuasi("a product of sums (sympy would factor it)")
-    if not x.is_monomial:
-        common = set.intersection(*({a for a, _ in m} for m in x.terms))
-        if common:
-            raise NotQuasi("a sum with a common factor (sympy would factor it)")
-        return [condition]
-    ((mono, c),) = x.terms.items()
-    if c <= 0 or sum(e for _, e in mono) < 2:
-        return [condition]
-    factors = [Q({((atom, 1),): 1}, True) for atom, _ in mono]
-    return [type(condition)("positive", f, None, condition.node, condition.text) for f in factors]
-
-
-MAX_TERMS, MAX_DEGREE, MAX_PART = 64, 16, 1 << 62  # past these, sympy's own limits (limits.py) decide
-
-
-def check_size(x: Q) -> None:
-    """Raises NotQuasi for a formula large enough that limits.py might refuse it: sympy's path decides."""
-    if len(x.terms) > MAX_TERMS:
-        raise NotQuasi("a large formula")
-    for mono, c in x.terms.items():
-        if max(abs(c.numerator), c.denominator) > MAX_PART or sum(e for _, e in mono) > MAX_DEGREE:
-            raise NotQuasi("a large formula")
-        for atom, _ in mono:
-            for arg in atom.args:
-                if isinstance(arg, Q):
-                    check_size(arg)
 
 
 @lru_cache(maxsize=None)
@@ -424,49 +380,6 @@ def equal(a, b):
     return True if diff == 0 else (None if isinstance(diff, Q) else False)
 
 
-# -- sign facts, as sympy's assumptions find them for sums of positive terms --------------------------------
-def lower_bound(x):
-    """A lower bound of x over positive integer symbols, or None when unknown."""
-    if not isinstance(x, Q):
-        return x
-    total = 0
-    for m, c in x.terms.items():
-        if m == ():
-            total += c
-            continue
-        if c < 0:
-            return None
-        low = 1
-        for atom, e in m:
-            b = _atom_lower(atom)
-            if b is None or b < 0:
-                return None
-            low *= b**e
-        total += c * low
-    return total
-
-
-def _atom_lower(atom: Atom):
-    if atom.kind == "var":
-        return 1
-    if atom.kind in ("floor", "ceil"):
-        low = lower_bound(atom.args[0])
-        if low is None:
-            return None
-        q = atom.args[1]
-        return (low // q) if atom.kind == "floor" else -(-low // q)
-    lows = [lower_bound(a) for a in atom.args]
-    if None in lows:
-        return None
-    return min(lows) if atom.kind == "min" else max(lows)
-
-
-def is_positive(x):
-    """True when x >= 1 for every size; None when it depends (the domain solver decides)."""
-    low = lower_bound(x)
-    return True if low is not None and low >= 1 else None
-
-
 # -- values and text ---------------------------------------------------------------------------------------
 def _tmul(t1: dict, t2: dict) -> dict:
     out: dict = {}
@@ -509,115 +422,3 @@ def _substitute_atom(atom: Atom, values: dict):
         return floordiv(p, q) if atom.kind == "floor" else ceildiv(p, q)
     a, b = (substitute(arg, values) for arg in atom.args)
     return extreme(atom.kind, a, b)
-
-
-def printable(x) -> bool:
-    """Whether x prints as sympy would print the same figure: a flat polynomial in symbols and in floor or
-    ceiling divisions of such polynomials (not a product of sums, which sympy keeps unexpanded; no Min/Max)."""
-    if not isinstance(x, Q):
-        return True
-    return x.flat and all(_printable_division(a) for a in x.atoms())
-
-
-def _printable_division(atom: Atom) -> bool:
-    """floor/ceil(p / q) with q >= 2 and p printable with whole coefficients (polytext's generators)."""
-    if atom.kind not in ("floor", "ceil") or atom.args[1] < 2:
-        return False
-    inner = atom.args[0]
-    if not printable(inner) or any(c.denominator != 1 for c in inner.terms.values()):
-        return False
-    from .polytext import generator_is_normal
-
-    return generator_is_normal(_generator(atom))  # one sympy's FloorDiv.eval would rewrite is not sympy's form
-
-
-def _generator(atom: Atom):
-    if atom.kind == "var":
-        return atom.args[0]
-    inner, q = atom.args  # inner is a Q: a constant would have been divided out
-    return atom.kind, tuple(_named_terms(inner).items()), q
-
-
-def _named_terms(x: Q) -> dict:
-    """The terms in polytext's form: a monomial is ((generator, exponent), ...); a generator is a symbol's
-    name or (kind, inner terms, q) for floor/ceil(inner / q)."""
-    if not printable(x):
-        raise NotQuasi("a formula sympy would write as a product of sums, or with Min or Max")
-    return {tuple((_generator(a), e) for a, e in m): c for m, c in x.terms.items()}
-
-
-@lru_cache(maxsize=8192)
-def text(x: Q, parsable: bool = False) -> str:
-    """The formula as sympy prints it. One that sympy would write otherwise (a product of sums, a Min) can only
-    be in a message, marked: a light analysis that reports such a message is not used."""
-    from .polytext import parsable_names_known, poly_str
-
-    if not printable(x):
-        return MARK + repr(x)
-    terms = _named_terms(x)
-    if parsable and not parsable_names_known(x.names):
-        raise NotQuasi("a symbol name sympy might read as its own")
-    return poly_str(terms, parsable=parsable)
-
-
-@lru_cache(maxsize=8192)
-def monomial(x: Q):
-    """(integer coefficient, the rest as text) for a single term with a whole coefficient, as dims.monomial."""
-    terms = _named_terms(x)
-    if len(terms) != 1:
-        return None
-    ((mono, c),) = terms.items()
-    if c.denominator != 1 or (len(mono) == 1 and mono[0][1] == 1 and not isinstance(mono[0][0], str)):
-        return None  # sympy's as_coeff_Mul leaves a lone floor(H/2), which dims.monomial does not take
-    from .polytext import monomial_text
-
-    return int(c), monomial_text(mono)
-
-
-# -- when the light answer is the answer -------------------------------------------------------------------
-def accept(result) -> None:
-    """Raises NotQuasi unless every figure of an Analysis prints as sympy would print it, there is no error
-    (errors are worded from sympy's answers) and no warning quotes a formula sympy would write otherwise."""
-    if result.errors:
-        raise NotQuasi("the net has errors to report")
-    if any(MARK in f"{w.message} {w.hint}" for w in result.warnings):
-        raise NotQuasi("a warning quotes a formula sympy would write otherwise")
-    parts = [result.totals, result.inputs, result.outputs, result.graph.inputs]
-    parts.extend(node.args for node in result.graph.nodes.values())  # the Op column describes them
-    for row in result.layers:
-        parts.append((row.output_shape, row.params, row.buffers, row.macs, row.value_range, row.field))
-    names: set = set()
-    seen: set = set()
-    for x in _formulas(parts):
-        if id(x) not in seen:
-            seen.add(id(x))
-            _named_terms(x)  # raises unless printable
-            names |= x.names
-    from .polytext import parsable_names_known
-
-    if not parsable_names_known(names):
-        raise NotQuasi("a symbol name sympy might read as its own")
-
-
-_PLAIN = frozenset((int, bool, float, str, Fraction, type(None)))
-
-
-def _formulas(parts: list) -> list:
-    """The Qs inside nested tuples, lists, dicts and dataclasses (a receptive field's axes)."""
-    found, stack = [], list(parts)
-    while stack:
-        value = stack.pop()
-        kind = type(value)
-        if kind in _PLAIN:
-            continue
-        if kind is Q:
-            found.append(value)
-        elif kind is dict or isinstance(value, dict):
-            stack.extend(value.values())
-        elif kind is tuple or kind is list:
-            stack.extend(value)
-        elif hasattr(value, "__dataclass_fields__"):
-            stack.extend(getattr(value, name) for name in value.__dataclass_fields__)
-        else:
-            raise NotQuasi(f"a figure of type {kind.__name__}")
-    return found

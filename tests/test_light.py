@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archplan
-from archplan import dims, quasi
+from archplan import dims, quasi, quasi_facts, quasi_text
 from archplan.quasi import Q
 from archplan.report import render
 
@@ -137,7 +137,7 @@ def test_decisions_are_sound_and_never_contradict_sympy(a, b, values):
     if light is not None:
         assert (dims.at(a, values) == dims.at(b, values)) == light
     if isinstance(a, Q):
-        positive = quasi.is_positive(a)
+        positive = quasi_facts.is_positive(a)
         assert positive is None or symbols.is_positive(sa) in (positive, None)
         assert positive is None or dims.at(a, values) >= 1
 
@@ -148,12 +148,12 @@ def test_printable_formulas_print_as_sympy_prints_them():
     H, W, N = (quasi.var(n) for n in NAMES)
     quarter, half = dims.floordiv(H, 4), dims.ceildiv(W, 2)
     for x in (H / 2, 432 * H * N * W, H * W / 4 - 1, 1 - 2 * H, (H - 2) * 3, N * H * H, 4608 * N * quarter * half):
-        assert quasi.printable(x)
+        assert quasi_text.printable(x)
         assert dims.to_str(x) == symbols.to_str(as_sympy(x)) and dims.parsable(x) == symbols.to_parsable(as_sympy(x))
     assert dims.to_str(quarter * half + 1) == "ceiling(W/2)*floor(H/4) + 1"
-    assert not quasi.printable(N * (H - 2))  # sympy keeps the product: not the expanded sum
-    assert not quasi.printable(dims.dmin(H, W))
-    assert not quasi.printable(dims.floordiv(H / 2, 3))  # a fraction inside a floor: left to sympy
+    assert not quasi_text.printable(N * (H - 2))  # sympy keeps the product: not the expanded sum
+    assert not quasi_text.printable(dims.dmin(H, W))
+    assert not quasi_text.printable(dims.floordiv(H / 2, 3))  # a fraction inside a floor: left to sympy
 
 
 # -- random variations of the symbolic examples ---------------------------------------------------------------
