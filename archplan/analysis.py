@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import dims
+from . import dims, limits
 from .errors import Problem, RuleError
 from .ir import Graph, Node
 from .ops.base import format_shape
@@ -223,6 +223,7 @@ def _analyze_node(
             )
     op.check_inputs(a, ins, recorder)
     out = tuple(dims.normalize(d) for d in op.output_shape(a, ins, recorder))
+    _check_nesting(out)
     for i, d in enumerate(out):
         if not isinstance(d, int) or d < 1:  # the message is built only when it is needed
             recorder.positive(d, lambda d=d, i=i: _too_small(op, a, ins, d, i))
@@ -249,6 +250,17 @@ def _analyze_node(
         dtype,
         dims.normalize(value_range) if value_range is not None else None,
     )
+
+
+def _check_nesting(shape: tuple) -> None:
+    for i, d in enumerate(shape):
+        if not isinstance(d, int) and dims.is_expr(d) and limits.nesting(d) > limits.MAX_NESTING:
+            name = min(dims.symbol_names(d))
+            raise RuleError(
+                f"output size at dim {i} nests more than {limits.MAX_NESTING} integer divisions, Min or Max: "
+                "too deep to analyse symbolically",
+                hint=f"check concrete sizes with --set {name}=...",
+            )
 
 
 def _tied_weight(node: Node, ins: list, shared: dict, need) -> tuple:

@@ -18,6 +18,7 @@ MAX_INT = 2**63 - 1  # integers anywhere in a net (YAML values, expression resul
 MAX_SYMBOLIC_NODES = 1000  # sympy tree nodes of one symbolic result
 MAX_DEGREE = 64  # polynomial degree of a symbolic result (H**64; not (H**64)**2)
 MAX_TERMS = 10_000  # terms a symbolic result can expand to ((H+W+1)**64 would be 2,145; products multiply)
+MAX_NESTING = 64  # divisions, Min and Max nested in a size (sympy's walks recurse and fail a few hundred deep)
 
 
 def bounded(value: Any, text: str) -> Any:
@@ -41,6 +42,25 @@ def bounded(value: Any, text: str) -> Any:
         if problem:
             raise RuleError(f"the result of {shown(text)} is {problem}")
     return value
+
+
+def nesting(value: Any) -> int:
+    """How deeply divisions, Min and Max nest in a formula, counted up to MAX_NESTING + 1 (without recursion:
+    sympy's own walks recurse, and fail on a formula nested a few hundred deep)."""
+    if isinstance(value, dims.Q):
+        return value.depth
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not getattr(node, "args", ()) or not dims.is_expr(node):
+            continue
+        if not (node.is_Add or node.is_Mul or node.is_Pow):
+            depth += 1
+            if depth > MAX_NESTING:
+                return depth
+        deepest = max(deepest, depth)
+        stack.extend((arg, depth) for arg in node.args)
+    return deepest
 
 
 def symbolic_problem(value: Any) -> str | None:

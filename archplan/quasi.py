@@ -24,11 +24,12 @@ class NotQuasi(Exception):
 class Atom:
     """A factor of a monomial: a symbol, floor/ceil(Q / q), or min/max of values."""
 
-    __slots__ = ("kind", "args", "key", "_hash")
+    __slots__ = ("kind", "args", "key", "depth", "_hash")
 
     def __init__(self, kind: str, args: tuple):
         self.kind, self.args = kind, args
         self.key = args[0] if kind == "var" else f"{kind}({', '.join(_text(a) for a in args)})"
+        self.depth = 0 if kind == "var" else 1 + max(a.depth if isinstance(a, Q) else 0 for a in args)
         self._hash = hash((kind, args))
 
     def __eq__(self, other):
@@ -69,6 +70,11 @@ class Q:
     @property
     def is_monomial(self) -> bool:
         return len(self.terms) == 1 and () not in self.terms
+
+    @property
+    def depth(self) -> int:
+        """How deeply divisions, Min and Max nest in it (limits.MAX_NESTING)."""
+        return max((a.depth for mono in self.terms for a, _ in mono), default=0)
 
     def atoms(self) -> set:
         return {a for mono in self.terms for a, _ in mono if a.kind != "var"}

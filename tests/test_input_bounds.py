@@ -471,3 +471,17 @@ def test_block_nesting_up_to_the_limit_is_analysed():
     ]
     short_cycle = archplan.loads(_nested_blocks(3, cycle=True)).analyze({}).errors
     assert "block 'b0' uses itself (b0 -> b1 -> b2 -> b0)" in short_cycle[0].message
+
+
+def test_sizes_nested_too_deep_are_refused_where_they_get_too_deep(tmp_path):
+    """Alternating strided convs and poolings nest floor(ceiling(floor(...))): sympy's own walks recursed past
+    Python's limit (an internal error) a few hundred levels deep. Past 64 levels the layer gets an error."""
+    pair = (
+        "  - {op: conv2d, out_channels: 4, kernel_size: 3, stride: 2, padding: 1}\n"
+        "  - {op: maxpool2d, kernel_size: 2}\n"
+    )
+    output = refused(write(tmp_path, HEAD + pair * 400), "nests more than 64 integer divisions")
+    assert "error: conv2d_33:" in output and "--set H=..." in output
+    net = archplan.loads(HEAD + pair * 30)  # 60 levels: analysed, and the same either way
+    light, exact = net.analyze(light=True), net.analyze()
+    assert light.ok and exact.ok and light.constraints == exact.constraints
