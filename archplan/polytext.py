@@ -73,6 +73,7 @@ def _poly(pairs) -> frozenset:
     return frozenset((m, c) for m, c in sums.items() if c)
 
 
+@lru_cache(maxsize=4096)
 def generator_is_normal(gen) -> bool:
     """Whether FloorDiv/CeilDiv(P, q) would stay as it is (and so do the divisions inside P), by the rules of
     FloorDiv.eval: no integer P, no nested division of the same kind alone, no term that q divides, a

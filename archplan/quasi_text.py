@@ -20,6 +20,7 @@ def printable(x) -> bool:
     return x.flat and all(_printable_division(a) for a in x.atoms())
 
 
+@lru_cache(maxsize=8192)  # nested divisions share their inner atoms: without it, 2**depth calls
 def _printable_division(atom: Atom) -> bool:
     """floor/ceil(p / q) with q >= 2 and p printable with whole coefficients (polytext's generators)."""
     if atom.kind not in ("floor", "ceil") or atom.args[1] < 2:
@@ -32,6 +33,7 @@ def _printable_division(atom: Atom) -> bool:
     return generator_is_normal(_generator(atom))  # one sympy's FloorDiv.eval would rewrite is not sympy's form
 
 
+@lru_cache(maxsize=8192)
 def _generator(atom: Atom):
     if atom.kind == "var":
         return atom.args[0]
